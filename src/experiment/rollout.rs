@@ -1,0 +1,94 @@
+//! Playing campaigns: one loop for training (exploring, learning) and evaluation (greedy, on
+//! held-out users), returning the episode's statistics.
+
+use std::sync::Arc;
+
+use crate::agents::{Agent, AgentRng, Transition};
+use crate::env::{ContractChoiceEnv, EnvModel, MAX_CONTRACTS, Split};
+
+/// Whether a campaign trains the agent or evaluates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Exploratory actions; the agent learns from every transition.
+    Train,
+    /// Greedy actions; the agent does not learn.
+    Eval,
+}
+
+/// Statistics of one campaign.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeStats {
+    /// Sum of sampled rewards.
+    pub return_: f64,
+    /// Sum of expected rewards of the offers made (no sampling noise).
+    pub expected_return: f64,
+    /// Number of steps.
+    pub length: u32,
+    /// Accepted offers.
+    pub accepted: u32,
+    /// Offers made of each contract.
+    pub offers: [u32; MAX_CONTRACTS],
+}
+
+/// Plays one campaign of `env` (reset with `seed`, or continuing its RNG when `None`).
+pub fn play_episode(
+    env: &mut ContractChoiceEnv,
+    agent: &mut dyn Agent,
+    rng: &mut AgentRng,
+    seed: Option<u64>,
+    mode: Mode,
+) -> EpisodeStats {
+    let (mut obs, info) = env.reset(seed);
+    agent.begin_episode(&obs, &info);
+    let mut stats = EpisodeStats {
+        return_: 0.0,
+        expected_return: 0.0,
+        length: 0,
+        accepted: 0,
+        offers: [0; MAX_CONTRACTS],
+    };
+    loop {
+        let action = match mode {
+            Mode::Train => agent.act(&obs, rng),
+            Mode::Eval => agent.act_greedy(&obs, rng),
+        };
+        let step = env
+            .step(action)
+            .unwrap_or_else(|e| panic!("the agent chose an action the env refused: {e}"));
+        stats.return_ += step.reward;
+        stats.expected_return += step.info.expected_reward;
+        stats.length += 1;
+        stats.accepted += u32::from(step.info.accepted);
+        stats.offers[action] += 1;
+        if mode == Mode::Train {
+            let transition = Transition {
+                obs,
+                action,
+                reward: step.reward,
+                next_obs: step.obs,
+                terminated: step.terminated,
+                truncated: step.truncated,
+            };
+            agent.observe(&transition, rng);
+        }
+        if step.terminated || step.truncated {
+            return stats;
+        }
+        obs = step.obs;
+    }
+}
+
+/// Evaluates `agent` greedily on `episodes` held-out campaigns, reset with seeds
+/// `seed, seed + 1, ...`, so every agent meets the same campaigns.
+pub fn evaluate(
+    model: &Arc<EnvModel>,
+    agent: &mut dyn Agent,
+    rng: &mut AgentRng,
+    episodes: usize,
+    seed: u64,
+) -> Vec<EpisodeStats> {
+    let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Test, seed);
+    (0..episodes as u64)
+        .map(|i| play_episode(&mut env, agent, rng, Some(seed.wrapping_add(i)), Mode::Eval))
+        .collect()
+}

@@ -1,0 +1,108 @@
+//! Experiments end to end: reproducible tables, the results folder, and the quickstart's
+//! promise that tabular Q-learning gets close to the myopic oracle on held-out users.
+
+mod common;
+
+use contract_rl::experiment::{Experiment, RunOptions};
+use contract_rl::table;
+use toml::Value;
+
+/// A small version of the quickstart: two seeds, a short budget.
+fn small_experiment(dir: &std::path::Path) -> Experiment {
+    let path = common::experiment_file(dir, |t| {
+        t.insert("seeds".into(), Value::Array(vec![Value::Integer(3), Value::Integer(4)]));
+        t["budget"]
+            .as_table_mut()
+            .unwrap()
+            .insert("train_episodes".into(), Value::Integer(300));
+        let eval = t["evaluation"].as_table_mut().unwrap();
+        eval.insert("every_episodes".into(), Value::Integer(100));
+        eval.insert("episodes".into(), Value::Integer(5));
+    });
+    Experiment::load(&path, None).unwrap()
+}
+
+#[test]
+fn the_same_config_gives_byte_identical_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = small_experiment(dir.path());
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    // Runs go in parallel on rayon's pool, so scheduling differs between the two.
+    experiment
+        .write_results(&a, &experiment.run(&RunOptions::default()))
+        .unwrap();
+    experiment
+        .write_results(&b, &experiment.run(&RunOptions::default()))
+        .unwrap();
+    for file in ["episodes.parquet", "evals.parquet", "summary.parquet", "summary.md"] {
+        let (x, y) = (
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+        );
+        assert!(x == y, "{file} differs between two runs of the same config");
+    }
+}
+
+#[test]
+fn the_results_folder_holds_every_table_with_the_promised_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = small_experiment(dir.path());
+    let out = dir.path().join("results");
+    let results = experiment.run(&RunOptions::default());
+    experiment.write_results(&out, &results).unwrap();
+
+    let evals = table::read(&out.join("evals.parquet")).unwrap();
+    let schema = evals.schema();
+    for (column, dtype) in [
+        ("agent", "str"),
+        ("seed", "i64"),
+        ("step", "i64"),
+        ("expected_return", "f64"),
+        ("myopic_oracle_expected_return", "f64"),
+        ("hindsight_expected_return", "f64"),
+        ("regret", "f64"),
+        ("acceptance_rate", "f64"),
+        ("mix_premium", "f64"),
+    ] {
+        assert_eq!(
+            schema.get(column).map(|d| d.to_string()),
+            Some(dtype.to_owned()),
+            "{column}"
+        );
+    }
+    // 5 agents x 2 seeds; q_learning is evaluated at 0, 100, 200, 300 episodes, the others once.
+    assert_eq!(evals.height(), 4 * 2 + 4 * 2);
+    let regret = evals.column("regret").unwrap().f64().unwrap();
+    assert!(
+        regret.iter().all(|r| r.unwrap() >= -1e-9),
+        "nothing beats the hindsight optimum"
+    );
+
+    let episodes = table::read(&out.join("episodes.parquet")).unwrap();
+    assert_eq!(episodes.height(), 300 * 2, "only the learner trains");
+    assert_eq!(table::read(&out.join("summary.parquet")).unwrap().height(), 5);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["seeds"], serde_json::json!([3, 4]));
+    assert_eq!(manifest["snapshot"]["rows"], 20_000);
+    assert_eq!(manifest["runs"].as_array().unwrap().len(), 10);
+    assert!(manifest["runs"][8]["train_steps_per_sec"].as_f64().unwrap() > 0.0);
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("Probability of improvement"));
+}
+
+#[test]
+fn quickstart_q_learning_reaches_ninety_percent_of_the_myopic_oracle() {
+    let experiment = Experiment::load(&common::repo("experiments/quickstart.toml"), None).unwrap();
+    let summary = experiment.summary(&experiment.run(&RunOptions::default()));
+    let q = summary.agent("q_learning").unwrap();
+    let random = summary.agent("random").unwrap();
+    let single = summary.agent("best_single").unwrap();
+    assert!(q.pct_of_myopic_oracle >= 90.0, "{}", summary.table());
+    assert!(
+        q.ci_low > random.ci_high && q.ci_low > single.ci_high,
+        "{}",
+        summary.table()
+    );
+    assert!(q.runs >= 5);
+}
