@@ -136,8 +136,9 @@ pub struct ApiPicture {
     pub thumbnail: String,
 }
 
-/// A flat, validated user record: the unit of every stage after the source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A flat, validated user record: the unit of every stage after the source. Field names are
+/// the column names of the snapshot and of the Cassandra table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, scylla::SerializeRow, scylla::DeserializeRow)]
 pub struct UserRecord {
     /// `login.uuid`: the idempotency key end to end.
     pub user_id: Uuid,
@@ -180,6 +181,9 @@ pub struct UserRecord {
 /// Why a document was rejected. The reason travels with a dead-lettered record.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Rejection {
+    /// The document is not of the API shape (a field of the wrong type, not an object).
+    #[error("not a randomuser.me document: {0}")]
+    Malformed(String),
     /// A field the record needs is absent.
     #[error("missing field `{0}`")]
     MissingField(&'static str),
@@ -221,14 +225,11 @@ impl UserRecord {
         let uuid_text = login.uuid.as_deref().ok_or(MissingField("login.uuid"))?;
         let user_id = Uuid::parse_str(uuid_text).map_err(|_| Rejection::InvalidUuid(uuid_text.into()))?;
         let nat = user.nat.clone().ok_or(MissingField("nat"))?;
-        if !NATIONALITIES.contains(&nat.as_str()) {
-            return Err(Rejection::UnknownNat(nat));
-        }
         let name = user.name.as_ref().ok_or(MissingField("name"))?;
         let location = user.location.as_ref().ok_or(MissingField("location"))?;
         let dob = user.dob.as_ref().ok_or(MissingField("dob"))?;
         let registered = user.registered.as_ref().ok_or(MissingField("registered"))?;
-        Ok(Self {
+        let record = Self {
             user_id,
             gender: user.gender.clone().ok_or(MissingField("gender"))?,
             title: name.title.clone(),
@@ -260,8 +261,40 @@ impl UserRecord {
             ingested_at: None,
             kafka_partition: None,
             kafka_offset: None,
-        })
+        };
+        record.validate()?;
+        Ok(record)
     }
+
+    /// Checks the invariants of a record that arrives already flat (from Kafka): known nat,
+    /// coordinates and ages in range.
+    pub fn validate(&self) -> Result<(), Rejection> {
+        if !NATIONALITIES.contains(&self.nat.as_str()) {
+            return Err(Rejection::UnknownNat(self.nat.clone()));
+        }
+        in_range("latitude", self.latitude, 90.0)?;
+        in_range("longitude", self.longitude, 180.0)?;
+        checked_age("age", i64::from(self.age))?;
+        checked_age("seniority_years", i64::from(self.seniority_years))?;
+        Ok(())
+    }
+}
+
+fn in_range(field: &'static str, degrees: f64, limit: f64) -> Result<(), Rejection> {
+    if !degrees.is_finite() {
+        return Err(Rejection::InvalidCoordinate {
+            field,
+            value: degrees.to_string(),
+        });
+    }
+    if degrees.abs() > limit {
+        return Err(Rejection::CoordinateOutOfRange {
+            field,
+            value: degrees,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 fn parse_timestamp(field: &'static str, value: &str) -> Result<DateTime<Utc>, Rejection> {
@@ -294,19 +327,11 @@ fn coordinate(field: &'static str, value: &Value, limit: f64) -> Result<f64, Rej
         Value::Number(n) => n.as_f64(),
         _ => None,
     };
-    let degrees = parsed
-        .filter(|d| d.is_finite())
-        .ok_or_else(|| Rejection::InvalidCoordinate {
-            field,
-            value: value.to_string(),
-        })?;
-    if degrees.abs() > limit {
-        return Err(Rejection::CoordinateOutOfRange {
-            field,
-            value: degrees,
-            limit,
-        });
-    }
+    let degrees = parsed.ok_or_else(|| Rejection::InvalidCoordinate {
+        field,
+        value: value.to_string(),
+    })?;
+    in_range(field, degrees, limit)?;
     Ok(degrees)
 }
 

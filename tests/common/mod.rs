@@ -51,3 +51,40 @@ pub fn experiment_file(dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> PathB
         edit(t)
     })
 }
+
+/// A pipeline config on the servers of `scripts/services` with a topic, group and keyspace of
+/// its own, so that tests do not see each other's data.
+pub fn isolated_pipeline(name: &str) -> contract_rl::pipeline::PipelineConfig {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let unique = format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000);
+    contract_rl::pipeline::PipelineConfig {
+        topic: format!("users_created_{unique}"),
+        group: format!("sink_{unique}"),
+        keyspace: format!("t_{unique}"),
+        concurrency: 64,
+        ..contract_rl::pipeline::PipelineConfig::default()
+    }
+}
+
+/// The service arguments of the binary for `config`.
+pub fn service_args(config: &contract_rl::pipeline::PipelineConfig) -> Vec<String> {
+    vec![
+        "--topic".into(),
+        config.topic.clone(),
+        "--group".into(),
+        config.group.clone(),
+        "--keyspace".into(),
+        config.keyspace.clone(),
+    ]
+}
+
+/// A record without its lineage, for comparing what reached Cassandra with what was produced.
+pub fn without_lineage(mut record: contract_rl::record::UserRecord) -> contract_rl::record::UserRecord {
+    record.ingested_at = None;
+    record.kafka_partition = None;
+    record.kafka_offset = None;
+    record
+}

@@ -1,0 +1,99 @@
+//! Ingest: pages from a source → validated records → Kafka `users_created`, keyed by
+//! `user_id`; rejected documents → `users_created.dlq` with the reason. The producer is
+//! flushed before returning, and any undelivered message is an error.
+
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+
+use super::kafka::{create_topics, producer};
+use super::{PipelineConfig, PipelineError};
+use crate::source::{MAX_RESULTS_PER_PAGE, Source};
+
+/// What an ingest did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestReport {
+    /// Valid records sent to the topic.
+    pub produced: u64,
+    /// Rejected documents sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Whether the source ran out of users before `users` were read.
+    pub source_exhausted: bool,
+    /// Wall-clock seconds, flush included.
+    pub seconds: f64,
+}
+
+/// Reads `users` documents from `source` in pages of `page_size` and produces them.
+pub async fn ingest(
+    config: &PipelineConfig,
+    source: &Source,
+    users: u64,
+    page_size: u32,
+    bar: &ProgressBar,
+) -> Result<IngestReport, PipelineError> {
+    config.validate()?;
+    let page_size = page_size.clamp(1, MAX_RESULTS_PER_PAGE);
+    let start = Instant::now();
+    create_topics(config).await?;
+    let source = source.clone();
+    let config = config.clone();
+    // librdkafka and the HTTP client block: run the loop off the async runtime.
+    let bar = bar.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut producer = producer(&config)?;
+        let kafka = |context: &str| {
+            let brokers = config.brokers.clone();
+            let context = context.to_owned();
+            move |source| PipelineError::Kafka {
+                brokers,
+                context,
+                source,
+            }
+        };
+        let (mut produced, mut dead_lettered, mut read) = (0u64, 0u64, 0u64);
+        let mut source_exhausted = false;
+        let mut page = 1;
+        while read < users {
+            let documents = source.page(page_size, page)?;
+            if documents.is_empty() {
+                tracing::warn!(page, read, "the source has no more users");
+                source_exhausted = true;
+                break;
+            }
+            let wanted = (users - read) as usize;
+            let mut seen = 0;
+            for document in documents.into_iter().take(wanted) {
+                match document {
+                    Ok(record) => {
+                        producer.send(&record).map_err(kafka("queueing a record"))?;
+                        produced += 1;
+                    }
+                    Err(rejected) => {
+                        let key = rejected.document["login"]["uuid"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned();
+                        let payload = serde_json::to_vec(&rejected.document).expect("documents serialise");
+                        producer
+                            .send_dead_letter(key.as_bytes(), &payload, &rejected.reason.to_string())
+                            .map_err(kafka("queueing a dead letter"))?;
+                        dead_lettered += 1;
+                    }
+                }
+                seen += 1;
+            }
+            read += seen as u64;
+            bar.inc(seen as u64);
+            page += 1;
+        }
+        producer.flush(Duration::from_secs(120))?;
+        Ok(IngestReport {
+            produced,
+            dead_lettered,
+            source_exhausted,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    })
+    .await
+    .expect("the ingest task does not panic")
+}

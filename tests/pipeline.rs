@@ -1,0 +1,234 @@
+//! The ingest path against the real Kafka and Cassandra started by `scripts/services up`
+//! (`scripts/test` starts them). These tests fail, not skip, when the servers are absent.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use contract_rl::pipeline::{
+    self, DEAD_LETTER_REASON_HEADER, PipelineConfig, SinkOptions, Store, dead_letter_topic, encode,
+};
+use contract_rl::record::UserRecord;
+use contract_rl::source::{Generator, Source, generate_records};
+use indicatif::ProgressBar;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use uuid::Uuid;
+
+fn generated(seed: &str, n: usize) -> Vec<UserRecord> {
+    let (records, rejected) = generate_records(&Generator::new(seed, &[]).unwrap(), n);
+    assert!(rejected.is_empty());
+    records
+}
+
+async fn ingest(config: &PipelineConfig, seed: &str, n: u64) -> pipeline::IngestReport {
+    let source = Source::Generator(Generator::new(seed, &[]).unwrap());
+    pipeline::ingest(config, &source, n, 5000, &ProgressBar::hidden())
+        .await
+        .expect("ingest")
+}
+
+async fn sink_until_caught_up(config: &PipelineConfig) -> pipeline::SinkReport {
+    let options = SinkOptions {
+        until_caught_up: true,
+        ..SinkOptions::default()
+    };
+    pipeline::run_sink(config, &options, &ProgressBar::hidden())
+        .await
+        .expect("sink")
+}
+
+/// Every row of the table, keyed by user_id, failing on a duplicate.
+async fn rows(store: &Store) -> HashMap<Uuid, UserRecord> {
+    let mut rows = HashMap::new();
+    for r in store.scan().await.expect("scan") {
+        assert!(rows.insert(r.user_id, r).is_none(), "a user_id appears twice");
+    }
+    rows
+}
+
+/// Asserts that the table holds exactly `expected` (lineage aside) and that lineage is set.
+async fn assert_table_holds(store: &Store, expected: &[UserRecord]) {
+    let rows = rows(store).await;
+    assert_eq!(rows.len(), expected.len(), "row count");
+    assert_eq!(store.count().await.unwrap(), expected.len() as u64);
+    for record in expected {
+        let row = rows
+            .get(&record.user_id)
+            .unwrap_or_else(|| panic!("{} is missing", record.user_id));
+        assert!(row.kafka_partition.is_some() && row.kafka_offset.is_some() && row.ingested_at.is_some());
+        assert_eq!(&common::without_lineage(row.clone()), record, "a field differs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_users_reach_cassandra_exactly_once_and_the_snapshot_equals_them() {
+    let config = common::isolated_pipeline("e2e");
+    let users = generated("e2e", 10_000);
+    let report = ingest(&config, "e2e", 10_000).await;
+    assert_eq!((report.produced, report.dead_lettered), (10_000, 0));
+    let sunk = sink_until_caught_up(&config).await;
+    assert_eq!((sunk.written, sunk.dead_lettered), (10_000, 0));
+
+    let store = Store::connect(&config).await.unwrap();
+    assert_table_holds(&store, &users).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pipeline.parquet");
+    let manifest = pipeline::export_snapshot(&config, &out).await.unwrap();
+    assert_eq!(manifest.rows, 10_000);
+    let snap = contract_rl::snapshot::read(&out).unwrap().records;
+    let order: Vec<(Option<i32>, Option<i64>)> = snap.iter().map(|r| (r.kafka_partition, r.kafka_offset)).collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "ordered by (partition, offset)");
+    let mut from_snapshot: Vec<UserRecord> = snap.into_iter().map(common::without_lineage).collect();
+    let mut expected = users.clone();
+    from_snapshot.sort_by_key(|r| r.user_id);
+    expected.sort_by_key(|r| r.user_id);
+    assert_eq!(from_snapshot, expected);
+
+    let status = pipeline::status(&config).await.unwrap();
+    assert_eq!(
+        (status.messages(), status.lag(), status.rows, status.dead_letters),
+        (10_000, 0, 10_000, 0)
+    );
+}
+
+fn spawn_sink(config: &PipelineConfig, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_contract-rl"))
+        .arg("sink")
+        .args(common::service_args(config))
+        .args(["--batch-size", "500", "-q"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary starts")
+}
+
+/// Waits until the table holds at least `rows` rows, then kills the sink with SIGKILL.
+async fn kill_when(store: &Store, sink: &mut Child, rows: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while store.count().await.unwrap() < rows {
+        assert!(Instant::now() < deadline, "the sink made no progress");
+        assert!(sink.try_wait().unwrap().is_none(), "the sink exited early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sink.kill().unwrap(); // SIGKILL: no clean shutdown, no final commit
+    sink.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_killed_twice_mid_stream_loses_nothing_and_a_rerun_duplicates_nothing() {
+    let mut config = common::isolated_pipeline("crash");
+    config.partitions = 3;
+    let users = generated("crash", 40_000);
+    ingest(&config, "crash", 40_000).await;
+    let store = Store::connect(&config).await.unwrap();
+
+    let mut sink = spawn_sink(&config, &[]);
+    kill_when(&store, &mut sink, 5_000).await;
+    let mut sink = spawn_sink(&config, &[]);
+    let after_first = store.count().await.unwrap();
+    kill_when(&store, &mut sink, after_first + 10_000).await;
+    let status = pipeline::status(&config).await.unwrap();
+    assert!(status.lag() > 0, "the kills left work to do");
+
+    let finished = spawn_sink(&config, &["--until-caught-up"]).wait_with_output().unwrap();
+    assert!(finished.status.success());
+    assert_table_holds(&store, &users).await;
+
+    // Ingesting the same seed again sends every user a second time: still one row each.
+    ingest(&config, "crash", 40_000).await;
+    sink_until_caught_up(&config).await;
+    assert_table_holds(&store, &users).await;
+    let status = pipeline::status(&config).await.unwrap();
+    assert_eq!((status.messages(), status.lag()), (80_000, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_messages_are_dead_lettered_with_a_reason_and_the_sink_goes_on() {
+    let config = common::isolated_pipeline("dlq");
+    pipeline::create_topics(&config).await.unwrap();
+    let users = generated("dlq", 4);
+    let to_json = |r: &UserRecord| -> serde_json::Value { serde_json::from_slice(&encode(r)).unwrap() };
+    let mut gb = users[1].clone();
+    gb.nat = "GB".into();
+    gb.postcode = "SW1A 1AA".into();
+    let mut no_uuid = to_json(&users[2]);
+    no_uuid.as_object_mut().unwrap().remove("user_id");
+    let mut far = to_json(&users[3]);
+    far["latitude"] = 123.4.into();
+    let messages: Vec<(String, Vec<u8>)> = vec![
+        (users[0].user_id.to_string(), encode(&users[0])),
+        ("broken".into(), b"{\"user_id\": \"8d9e".to_vec()),
+        (gb.user_id.to_string(), encode(&gb)),
+        ("no-uuid".into(), serde_json::to_vec(&no_uuid).unwrap()),
+        (users[3].user_id.to_string(), serde_json::to_vec(&far).unwrap()),
+    ];
+    let producer: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .unwrap();
+    for (key, payload) in &messages {
+        producer
+            .send(BaseRecord::to(&config.topic).key(key).payload(payload))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let report = sink_until_caught_up(&config).await;
+    assert_eq!((report.written, report.dead_lettered), (2, 3));
+    let store = Store::connect(&config).await.unwrap();
+    assert_table_holds(&store, &[users[0].clone(), gb]).await;
+
+    let reasons = read_dead_letters(&config, 3);
+    let find = |key: &str| {
+        reasons
+            .get(key)
+            .unwrap_or_else(|| panic!("no dead letter for {key}: {reasons:?}"))
+    };
+    assert!(find("broken").contains("undecodable"), "{reasons:?}");
+    assert!(find("no-uuid").contains("user_id"), "{reasons:?}");
+    assert!(
+        find(&users[3].user_id.to_string()).contains("latitude 123.4 is outside"),
+        "{reasons:?}"
+    );
+    assert_eq!(pipeline::status(&config).await.unwrap().dead_letters, 3);
+}
+
+/// Reads `n` messages of the dead-letter topic: key → reason header.
+fn read_dead_letters(config: &PipelineConfig, n: usize) -> HashMap<String, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", format!("{}-reader", config.group))
+        .create()
+        .unwrap();
+    let topic = dead_letter_topic(&config.topic);
+    let mut list = TopicPartitionList::new();
+    for p in 0..config.partitions {
+        list.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&list).unwrap();
+    let mut reasons = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reasons.len() < n && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+            let reason = message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == DEAD_LETTER_REASON_HEADER))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            reasons.insert(key, reason);
+        }
+    }
+    reasons
+}
