@@ -108,6 +108,12 @@ enum Command {
         #[command(flatten)]
         services: ServiceArgs,
     },
+    /// Measure the ingest path: producer, sink and end-to-end users/s beside a ceiling (direct
+    /// concurrent upserts into Cassandra), on fresh topics and keyspaces.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Run an experiment: every (agent, seed) in parallel, then held-out evaluation, summary
     /// and result tables in the output folder.
     Run {
@@ -119,6 +125,18 @@ enum Command {
         /// Replay this snapshot instead of the one the experiment names.
         #[arg(long)]
         snapshot: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// The ingest path against the running Kafka and Cassandra.
+    Ingest {
+        /// Users per measurement.
+        #[arg(long, default_value_t = 200_000)]
+        users: u64,
+        #[command(flatten)]
+        services: ServiceArgs,
     },
 }
 
@@ -346,7 +364,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..SinkOptions::default()
             };
             let bar = progress(cli.quiet, None, "sink");
-            let report = runtime()?.block_on(pipeline::run_sink(&config, &options, &bar))?;
+            let report =
+                runtime()?.block_on(pipeline::run_sink(&config, &options, &bar, pipeline::shutdown_signal()))?;
             bar.finish_and_clear();
             println!(
                 "wrote {} users to {}.users and {} messages to {}.dlq in {} batches, {:.1}s",
@@ -379,7 +398,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 until_caught_up: true,
                 ..SinkOptions::default()
             };
-            let sunk = runtime.block_on(pipeline::run_sink(&config, &options, &bar))?;
+            let sunk = runtime.block_on(pipeline::run_sink(&config, &options, &bar, pipeline::shutdown_signal()))?;
             bar.finish_and_clear();
             let manifest = runtime.block_on(pipeline::export_snapshot(&config, &out))?;
             let seconds = start.elapsed().as_secs_f64();
@@ -419,6 +438,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::thread::sleep(std::time::Duration::from_secs(interval_secs));
                 println!();
             }
+        }
+        Command::Bench {
+            what: BenchCommand::Ingest { users, services },
+        } => {
+            let config = services.config()?;
+            let bar = progress(cli.quiet, None, "bench");
+            let bench = runtime()?.block_on(pipeline::bench_ingest(&config, users, &bar))?;
+            bar.finish_and_clear();
+            println!("ingest bench, {users} users (users/s; medians need several runs):");
+            println!(
+                "  producer     {:>9.0}   generate, validate, produce, flush",
+                bench.producer
+            );
+            println!(
+                "  sink         {:>9.0}   drain the backlog into Cassandra, commit",
+                bench.sink
+            );
+            println!(
+                "  end to end   {:>9.0}   ingest then sink, as `pipeline` does",
+                bench.end_to_end
+            );
+            println!(
+                "  ceiling      {:>9.0}   concurrent upserts straight into Cassandra (concurrency {})",
+                bench.ceiling, config.concurrency
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Run { config, out, snapshot } => {
             let experiment = Experiment::load(&config, snapshot.as_deref()).map_err(bad_input)?;

@@ -38,7 +38,7 @@ async fn sink_until_caught_up(config: &PipelineConfig) -> pipeline::SinkReport {
         until_caught_up: true,
         ..SinkOptions::default()
     };
-    pipeline::run_sink(config, &options, &ProgressBar::hidden())
+    pipeline::run_sink(config, &options, &ProgressBar::hidden(), std::future::pending())
         .await
         .expect("sink")
 }

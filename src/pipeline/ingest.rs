@@ -47,7 +47,7 @@ pub async fn ingest(
             move |source| PipelineError::Kafka {
                 brokers,
                 context,
-                source,
+                source: Box::new(source),
             }
         };
         let (mut produced, mut dead_lettered, mut read) = (0u64, 0u64, 0u64);

@@ -70,7 +70,7 @@ fn kafka_error(config: &PipelineConfig, context: impl Into<String>) -> impl FnOn
     move |source| PipelineError::Kafka {
         brokers,
         context,
-        source,
+        source: Box::new(source),
     }
 }
 

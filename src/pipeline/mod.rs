@@ -8,6 +8,7 @@
 //! credentials come from the environment (`CASSANDRA_USERNAME`, `CASSANDRA_PASSWORD`) and are
 //! never logged.
 
+mod bench;
 mod cassandra;
 mod ingest;
 mod kafka;
@@ -16,13 +17,14 @@ mod sink;
 
 use std::time::Duration;
 
+pub use bench::{IngestBench, bench_ingest};
 pub use cassandra::{Store, export_snapshot};
 pub use ingest::{IngestReport, ingest};
 pub use kafka::{
     DEAD_LETTER_REASON_HEADER, SCHEMA_VERSION, UserMessage, create_topics, dead_letter_topic, decode, encode, producer,
 };
 pub use monitor::{Status, status};
-pub use sink::{SinkOptions, SinkReport, run_sink};
+pub use sink::{SinkOptions, SinkReport, run_sink, shutdown_signal};
 
 /// Where the services are and how the pipeline uses them. Defaults match `scripts/services`.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +122,7 @@ pub enum PipelineError {
     Kafka {
         brokers: String,
         context: String,
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     /// Messages could not be delivered to Kafka.
     #[error("kafka: {failed} of {sent} messages were not delivered; nothing was committed for them")]
@@ -134,8 +136,20 @@ pub enum PipelineError {
     },
     /// The HTTP source failed.
     #[error(transparent)]
-    Source(#[from] crate::source::HttpError),
+    Source(Box<crate::source::HttpError>),
     /// Writing the snapshot failed.
     #[error(transparent)]
-    Snapshot(#[from] crate::snapshot::SnapshotError),
+    Snapshot(Box<crate::snapshot::SnapshotError>),
+}
+
+impl From<crate::source::HttpError> for PipelineError {
+    fn from(error: crate::source::HttpError) -> Self {
+        Self::Source(Box::new(error))
+    }
+}
+
+impl From<crate::snapshot::SnapshotError> for PipelineError {
+    fn from(error: crate::snapshot::SnapshotError) -> Self {
+        Self::Snapshot(Box::new(error))
+    }
 }

@@ -4,7 +4,8 @@
 //! upsert the valid records with bounded concurrency (each write retried with backoff), wait
 //! until the dead letters are delivered, and only then commit the batch's offsets. A crash at
 //! any point leaves the batch uncommitted, so it is read again and upserted again: nothing is
-//! lost and nothing is duplicated. SIGINT and SIGTERM finish the current batch, then stop.
+//! lost and nothing is duplicated. From the command line, SIGINT and SIGTERM stop it between
+//! batches.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -58,11 +59,13 @@ pub struct SinkReport {
     pub seconds: f64,
 }
 
-/// Runs the sink until a signal (or, with `until_caught_up`, until there is no lag).
+/// Runs the sink until `stop` resolves (e.g. [`shutdown_signal`]) or, with `until_caught_up`,
+/// until there is no lag. The batch in progress when `stop` resolves is dropped uncommitted.
 pub async fn run_sink(
     config: &PipelineConfig,
     options: &SinkOptions,
     bar: &ProgressBar,
+    stop: impl Future<Output = ()>,
 ) -> Result<SinkReport, PipelineError> {
     let start = Instant::now();
     create_topics(config).await?;
@@ -70,20 +73,19 @@ pub async fn run_sink(
     let consumer = kafka::consumer(config)?;
     let mut dead_letters = kafka::producer(config)?;
     let mut report = SinkReport::default();
-    let stop = shutdown_signal();
     tokio::pin!(stop);
-    loop {
-        let batch = tokio::select! {
-            batch = next_batch(&consumer, options) => batch,
-            _ = &mut stop => {
-                tracing::info!("signal received: stopping after the last committed batch");
-                break;
-            }
-        };
+    // The next batch is gathered while the current one is written, so Kafka reads overlap
+    // Cassandra writes; commits still follow the writes, batch after batch.
+    let mut next = Some(next_batch(&consumer, options).await);
+    while let Some(batch) = next.take() {
         if batch.is_empty() {
             if options.until_caught_up && caught_up(&consumer, config)? {
                 break;
             }
+            next = tokio::select! {
+                batch = next_batch(&consumer, options) => Some(batch),
+                _ = &mut stop => None,
+            };
             continue;
         }
         let ingested_at = now_millis();
@@ -109,17 +111,24 @@ pub async fn run_sink(
                         .map_err(|source| PipelineError::Kafka {
                             brokers: config.brokers.clone(),
                             context: "queueing a dead letter".into(),
-                            source,
+                            source: Box::new(source),
                         })?;
                     dead += 1;
                 }
             }
         }
-        stream::iter(records.values())
+        let writes = stream::iter(records.values())
             .map(|record| upsert_with_retry(&store, record, options.write_attempts))
             .buffer_unordered(config.concurrency)
-            .try_collect::<()>()
-            .await?;
+            .try_collect::<()>();
+        let gather = async {
+            tokio::select! {
+                batch = next_batch(&consumer, options) => Some(batch),
+                _ = &mut stop => None,
+            }
+        };
+        let (written, gathered) = tokio::join!(writes, gather);
+        written?;
         if dead > 0 {
             tokio::task::block_in_place(|| dead_letters.flush(config.request_timeout))?;
         }
@@ -128,6 +137,7 @@ pub async fn run_sink(
         report.dead_lettered += dead;
         report.batches += 1;
         bar.inc(batch.len() as u64);
+        next = gathered;
     }
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
@@ -197,7 +207,8 @@ fn now_millis() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now is in range")
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
     tokio::select! {
