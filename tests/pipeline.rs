@@ -232,3 +232,91 @@ fn read_dead_letters(config: &PipelineConfig, n: usize) -> HashMap<String, Strin
     }
     reasons
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_sink_cleanly() {
+    let config = common::isolated_pipeline("sigterm");
+    ingest(&config, "sigterm", 500).await;
+    let store = Store::connect(&config).await.unwrap();
+    let mut sink = spawn_sink(&config, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.count().await.unwrap() < 500 {
+        assert!(Instant::now() < deadline, "the sink made no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &sink.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = sink.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the sink ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(
+        pipeline::status(&config).await.unwrap().lag(),
+        0,
+        "the last batch was committed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_ingests_from_a_randomuser_compatible_api() {
+    let config = common::isolated_pipeline("api");
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let page: u32 = request
+                .url()
+                .split("page=")
+                .nth(1)
+                .and_then(|p| p.split('&').next()?.parse().ok())
+                .unwrap();
+            // Two pages of 40 users, then an empty page: the source ends there.
+            let body = if page <= 2 {
+                let mut answer = serde_json::to_value(Generator::new("api", &[]).unwrap().page(40, page)).unwrap();
+                answer["results"][3]["location"]["coordinates"]["latitude"] = "-95.0".into();
+                answer.to_string()
+            } else {
+                serde_json::json!({"results": [], "info": {"seed": "api", "results": 40, "page": page, "version": "1.4"}}).to_string()
+            };
+            let _ = request.respond(tiny_http::Response::from_string(body));
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/api/1.4/");
+    let run = Command::new(env!("CARGO_BIN_EXE_contract-rl"))
+        .args([
+            "ingest",
+            "--users",
+            "500",
+            "--page-size",
+            "40",
+            "--seed",
+            "api",
+            "--api-url",
+            &url,
+            "-q",
+        ])
+        .args(common::service_args(&config))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        stdout.contains("produced 78 users") && stdout.contains("2 rejected documents"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the source ran out of users"), "{stdout}");
+    sink_until_caught_up(&config).await;
+    let store = Store::connect(&config).await.unwrap();
+    let rows = rows(&store).await;
+    assert_eq!(rows.len(), 78);
+    assert!(rows.values().all(|r| r.source == "api"));
+    assert_eq!(pipeline::status(&config).await.unwrap().dead_letters, 2);
+}
