@@ -1,12 +1,14 @@
 //! Single-thread throughput of the inner loops, on the default env and the sample snapshot:
 //! env steps per second, and tabular Q-learning training steps (act + step + learn) per second.
-//! Targets: at least 10 million env steps/s and 5 million Q-learning steps/s.
+//! DQN: one gradient step at batch 64 over thousands of steps, and whole DQN training in env
+//! steps per second. Targets: at least 10 million env steps/s, 5 million Q-learning steps/s and
+//! 6,000 DQN training env steps/s.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
-use contract_rl::agents::{AgentRng, QLearning, QLearningConfig};
+use contract_rl::agents::{AgentRng, Dqn, DqnConfig, QLearning, QLearningConfig};
 use contract_rl::env::{ContractChoiceEnv, EnvConfig, EnvModel, Split};
 use contract_rl::experiment::{Mode, play_episode};
 use contract_rl::snapshot;
@@ -69,5 +71,64 @@ fn q_learning_steps(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, env_steps, q_learning_steps);
+/// One DQN gradient step at batch 64 (hidden [64, 64]); each sample runs 2,000 steps on the
+/// same agent, so a step time that grows with training shows up across samples.
+fn dqn_gradient_steps(c: &mut Criterion) {
+    const STEPS: u64 = 2_000;
+    let model = sample_model();
+    let config = DqnConfig {
+        learning_starts: u64::MAX,
+        ..DqnConfig::default()
+    };
+    let mut rng = AgentRng::seed_from_u64(0);
+    let mut agent = Dqn::new(config, Arc::clone(&model), 1_000_000, &mut rng);
+    let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Train, 0);
+    for _ in 0..100 {
+        play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train);
+    }
+    let mut group = c.benchmark_group("dqn");
+    group.throughput(Throughput::Elements(STEPS));
+    group.sample_size(10);
+    group.bench_function("gradient_step_batch64", |b| {
+        b.iter(|| {
+            for _ in 0..STEPS {
+                agent.gradient_step(&mut rng);
+            }
+        })
+    });
+    group.finish();
+}
+
+/// Whole DQN training (act + step + store + a gradient step every 4 env steps) in env steps.
+fn dqn_training_steps(c: &mut Criterion) {
+    const EPISODES: u64 = 20;
+    let model = sample_model();
+    let config = DqnConfig {
+        learning_starts: 0,
+        epsilon_decay_fraction: 0.0,
+        ..DqnConfig::default()
+    };
+    let mut rng = AgentRng::seed_from_u64(0);
+    let mut agent = Dqn::new(config, Arc::clone(&model), 1_000_000, &mut rng);
+    let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Train, 0);
+    let mut group = c.benchmark_group("dqn");
+    group.throughput(Throughput::Elements(EPISODES * model.episode_len() as u64));
+    group.sample_size(10);
+    group.bench_function("train_env_step", |b| {
+        b.iter(|| {
+            for _ in 0..EPISODES {
+                black_box(play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    env_steps,
+    q_learning_steps,
+    dqn_gradient_steps,
+    dqn_training_steps
+);
 criterion_main!(benches);

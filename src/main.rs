@@ -468,7 +468,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { config, out, snapshot } => {
             let experiment = Experiment::load(&config, snapshot.as_deref()).map_err(bad_input)?;
             let out = out.unwrap_or_else(|| PathBuf::from("results").join(&experiment.config().name));
-            let options = RunOptions { progress: !cli.quiet };
+            let options = RunOptions {
+                progress: !cli.quiet,
+                checkpoints: Some(out.join("checkpoints")),
+            };
             let results = experiment.run(&options);
             let summary = experiment.write_results(&out, &results).context("writing results")?;
             print!("{}", summary.table());

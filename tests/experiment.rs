@@ -106,3 +106,72 @@ fn quickstart_q_learning_reaches_ninety_percent_of_the_myopic_oracle() {
     );
     assert!(q.runs >= 5);
 }
+
+#[test]
+fn a_saved_dqn_is_evaluated_by_run_exactly_as_it_was_trained() {
+    let (train_dir, eval_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dqn = |extra: &[(&str, Value)]| {
+        let mut agent = toml::Table::new();
+        agent.insert("kind".into(), "dqn".into());
+        agent.insert("hidden".into(), Value::Array(vec![Value::Integer(16)]));
+        agent.insert("learning_starts".into(), Value::Integer(500));
+        for (k, v) in extra {
+            agent.insert((*k).into(), v.clone());
+        }
+        Value::Array(vec![Value::Table(agent)])
+    };
+    let small = |t: &mut toml::Table| {
+        t.insert("seeds".into(), Value::Array(vec![Value::Integer(1)]));
+        t["budget"]
+            .as_table_mut()
+            .unwrap()
+            .insert("train_episodes".into(), Value::Integer(40));
+        let eval = t["evaluation"].as_table_mut().unwrap();
+        eval.insert("every_episodes".into(), Value::Integer(40));
+        eval.insert("episodes".into(), Value::Integer(5));
+    };
+    let train = common::experiment_file(train_dir.path(), |t| {
+        small(t);
+        t.insert("agents".into(), dqn(&[]));
+    });
+    let experiment = Experiment::load(&train, None).unwrap();
+    let checkpoints = train_dir.path().join("checkpoints");
+    let options = RunOptions {
+        progress: false,
+        checkpoints: Some(checkpoints.clone()),
+    };
+    let trained = experiment.run(&options);
+    let saved = checkpoints.join("dqn-seed1.bpk");
+    assert!(saved.is_file());
+
+    let evaluate = common::experiment_file(eval_dir.path(), |t| {
+        small(t);
+        let path = Value::String(saved.display().to_string());
+        t.insert(
+            "agents".into(),
+            dqn(&[("name", "dqn-saved".into()), ("checkpoint", path)]),
+        );
+    });
+    let experiment = Experiment::load(&evaluate, None).unwrap();
+    let evaluated = experiment.run(&RunOptions::default());
+    let run = &evaluated.runs[0];
+    assert!(run.episodes.is_empty(), "a loaded agent is evaluated, not trained");
+    assert_eq!(run.evals.len(), 1);
+    assert_eq!(run.evals[0].campaigns, trained.runs[0].evals.last().unwrap().campaigns);
+}
+
+#[test]
+fn a_missing_checkpoint_stops_the_run_before_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::experiment_file(dir.path(), |t| {
+        let mut agent = toml::Table::new();
+        agent.insert("kind".into(), "dqn".into());
+        agent.insert("checkpoint".into(), "nowhere.bpk".into());
+        t.insert("agents".into(), Value::Array(vec![Value::Table(agent)]));
+    });
+    let message = Experiment::load(&path, None).unwrap_err().to_string();
+    assert!(
+        message.contains("agents[0].checkpoint") && message.contains("nowhere.bpk"),
+        "{message}"
+    );
+}

@@ -6,16 +6,21 @@
 //! explicitly at construction; learners see only observations and rewards.
 
 mod baselines;
+mod dqn;
 mod oracles;
 mod q_learning;
+mod replay;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 pub use baselines::{BestSingleContract, RandomAgent};
+pub use dqn::{Dqn, DqnConfig};
 pub use oracles::{HindsightOracle, MyopicOracle, optimal_assignment};
 pub use q_learning::{QLearning, QLearningConfig, StepSize};
+pub use replay::{Batch, ReplayBuffer};
 
 use crate::env::{EnvModel, Observation, ResetInfo};
 
@@ -52,6 +57,11 @@ pub trait Agent: Send {
 
     /// Learns from one transition.
     fn observe(&mut self, _transition: &Transition, _rng: &mut AgentRng) {}
+
+    /// Saves what the agent learned to `path`; `Ok(false)` for agents with nothing to save.
+    fn save(&self, _path: &Path) -> Result<bool, String> {
+        Ok(false)
+    }
 }
 
 /// An agent's section of an experiment file: `[[agents]]` with a `kind`.
@@ -84,6 +94,8 @@ pub enum AgentConfig {
     },
     /// Tabular Q-learning on the discrete state.
     QLearning(QLearningConfig),
+    /// DQN on the dense observation.
+    Dqn(DqnConfig),
 }
 
 impl AgentConfig {
@@ -95,26 +107,33 @@ impl AgentConfig {
             Self::MyopicOracle { name } => (name, "myopic_oracle"),
             Self::HindsightOracle { name } => (name, "hindsight_oracle"),
             Self::QLearning(c) => (&c.name, "q_learning"),
+            Self::Dqn(c) => (&c.name, "dqn"),
         };
         given.clone().unwrap_or_else(|| kind.to_owned())
     }
 
     /// Whether the agent learns from experience (if not, the runner skips its training).
     pub fn learns(&self) -> bool {
-        matches!(self, Self::QLearning(_))
+        match self {
+            Self::QLearning(_) => true,
+            Self::Dqn(c) => c.checkpoint.is_none(),
+            _ => false,
+        }
     }
 
     /// Checks hyperparameters; the message names the field and what is allowed.
     pub fn validate(&self) -> Result<(), (String, String)> {
         match self {
             Self::QLearning(c) => c.validate(),
+            Self::Dqn(c) => c.validate(),
             _ => Ok(()),
         }
     }
 
-    /// Builds the agent for `model`, for a training run of `total_steps` env steps.
-    pub fn build(&self, model: &Arc<EnvModel>, total_steps: u64) -> Box<dyn Agent> {
-        match self {
+    /// Builds the agent for `model`, for a training run of `total_steps` env steps; initial
+    /// weights are drawn from `rng`. A DQN with a `checkpoint` loads it.
+    pub fn build(&self, model: &Arc<EnvModel>, total_steps: u64, rng: &mut AgentRng) -> Result<Box<dyn Agent>, String> {
+        Ok(match self {
             Self::Random { .. } => Box::new(RandomAgent),
             Self::BestSingle { .. } => Box::new(BestSingleContract::new(model)),
             Self::MyopicOracle { .. } => Box::new(MyopicOracle::new(Arc::clone(model))),
@@ -125,7 +144,14 @@ impl AgentConfig {
                 model.n_actions(),
                 total_steps,
             )),
-        }
+            Self::Dqn(c) => {
+                let mut agent = Dqn::new(c.clone(), Arc::clone(model), total_steps, rng);
+                if let Some(path) = &c.checkpoint {
+                    agent.load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+                Box::new(agent)
+            }
+        })
     }
 }
 

@@ -59,6 +59,23 @@ impl ExperimentConfig {
         let base = path.parent().unwrap_or(Path::new(""));
         config.env = base.join(&config.env);
         config.snapshot = base.join(&config.snapshot);
+        for (i, agent) in config.agents.iter_mut().enumerate() {
+            if let AgentConfig::Dqn(dqn) = agent
+                && let Some(checkpoint) = &mut dqn.checkpoint
+            {
+                *checkpoint = base.join(&*checkpoint);
+                if !checkpoint.is_file() {
+                    return Err(ConfigError::invalid(
+                        path,
+                        format!("agents[{i}].checkpoint"),
+                        format!(
+                            "{} does not exist; checkpoints are saved as results/<name>/checkpoints/<agent>-seed<seed>.bpk",
+                            checkpoint.display()
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(config)
     }
 

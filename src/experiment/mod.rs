@@ -47,6 +47,8 @@ pub enum ExperimentError {
 pub struct RunOptions {
     /// Show a progress bar.
     pub progress: bool,
+    /// Save each learning run's agent here as `<agent>-seed<seed>.bpk` (agents that can).
+    pub checkpoints: Option<std::path::PathBuf>,
 }
 
 /// One evaluation point of a run: the greedy policy on the held-out campaigns.
@@ -150,7 +152,7 @@ impl Experiment {
         };
         let runs = jobs
             .par_iter()
-            .map(|(agent, seed)| self.run_one(agent, *seed, &bar))
+            .map(|(agent, seed)| self.run_one(agent, *seed, &bar, options.checkpoints.as_deref()))
             .collect();
         bar.finish_and_clear();
         Results {
@@ -169,14 +171,16 @@ impl Experiment {
         }
     }
 
-    fn run_one(&self, config: &AgentConfig, seed: u64, bar: &ProgressBar) -> RunResult {
+    fn run_one(&self, config: &AgentConfig, seed: u64, bar: &ProgressBar, checkpoints: Option<&Path>) -> RunResult {
         let start = Instant::now();
         let name = config.name();
         let episodes = self.episodes_of(config);
         let total_steps = episodes * self.model.episode_len() as u64;
-        let mut agent = config.build(&self.model, total_steps);
-        let mut env = ContractChoiceEnv::new(Arc::clone(&self.model), Split::Train, derive_seed(&name, seed, "env"));
         let mut rng = AgentRng::seed_from_u64(derive_seed(&name, seed, "agent"));
+        let mut agent = config
+            .build(&self.model, total_steps, &mut rng)
+            .expect("checkpoints are checked when the experiment loads");
+        let mut env = ContractChoiceEnv::new(Arc::clone(&self.model), Split::Train, derive_seed(&name, seed, "env"));
         let eval = &self.config.evaluation;
         let evaluate_now = |agent: &mut dyn crate::agents::Agent, episode: u64, step: u64| {
             let mut eval_rng = AgentRng::seed_from_u64(derive_seed(&name, seed, &format!("eval/{episode}")));
@@ -198,6 +202,15 @@ impl Experiment {
             }
             if episode % 64 == 0 || episode == episodes {
                 bar.inc(if episode % 64 == 0 { 64 } else { episode % 64 });
+            }
+        }
+        if let Some(dir) = checkpoints.filter(|_| episodes > 0) {
+            let path = dir.join(format!("{name}-seed{seed}.bpk"));
+            if let Err(error) = std::fs::create_dir_all(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|()| agent.save(&path))
+            {
+                tracing::error!(%error, "could not save the checkpoint");
             }
         }
         RunResult {
