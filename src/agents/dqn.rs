@@ -24,7 +24,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use super::replay::{Batch, ReplayBuffer};
-use super::{Agent, AgentRng, Transition, argmax_by};
+use super::{Agent, AgentRng, EpsilonSchedule, Transition, argmax_by};
 use crate::env::{ActionMask, EnvModel, Observation};
 
 /// Hyperparameters of DQN; every field has a default (see README for Stable-Baselines3's).
@@ -281,7 +281,7 @@ pub struct Dqn {
     next_dense: Vec<f32>,
     steps: u64,
     updates: u64,
-    decay_steps: f64,
+    schedule: EpsilonSchedule,
 }
 
 impl Dqn {
@@ -307,7 +307,12 @@ impl Dqn {
             next_dense: vec![0.0; model.dense_len()],
             steps: 0,
             updates: 0,
-            decay_steps: config.epsilon_decay_fraction * total_steps as f64,
+            schedule: EpsilonSchedule::new(
+                config.epsilon_start,
+                config.epsilon_end,
+                config.epsilon_decay_fraction,
+                total_steps,
+            ),
             online,
             optimizer,
             device,
@@ -318,13 +323,7 @@ impl Dqn {
 
     /// ε at the current training step.
     pub fn epsilon(&self) -> f64 {
-        let c = &self.config;
-        let progress = self.steps as f64 / self.decay_steps;
-        if progress >= 1.0 || self.decay_steps <= 0.0 {
-            c.epsilon_end
-        } else {
-            c.epsilon_start + (c.epsilon_end - c.epsilon_start) * progress
-        }
+        self.schedule.at(self.steps)
     }
 
     /// Gradient steps taken so far.
@@ -399,13 +398,11 @@ impl Dqn {
 
 impl Agent for Dqn {
     fn act(&mut self, obs: &Observation, rng: &mut AgentRng) -> usize {
-        if rng.random::<f64>() < self.epsilon() {
-            obs.mask
-                .nth(rng.random_range(0..obs.mask.count() as usize))
-                .expect("a valid action")
-        } else {
-            self.act_greedy(obs, rng)
-        }
+        let (schedule, steps) = (self.schedule, self.steps);
+        schedule.act(steps, obs, rng, || {
+            let q = self.q_values(obs);
+            argmax_by(obs.mask.iter(), |a| f64::from(q[a])).expect("a valid action")
+        })
     }
 
     fn act_greedy(&mut self, obs: &Observation, _rng: &mut AgentRng) -> usize {

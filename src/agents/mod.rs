@@ -155,6 +155,50 @@ impl AgentConfig {
     }
 }
 
+/// A linear ε schedule: from `start` to `end` over the first `decay_steps` training steps,
+/// then `end`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpsilonSchedule {
+    start: f64,
+    end: f64,
+    decay_steps: f64,
+}
+
+impl EpsilonSchedule {
+    /// Decays over `decay_fraction` of `total_steps`.
+    pub fn new(start: f64, end: f64, decay_fraction: f64, total_steps: u64) -> Self {
+        Self {
+            start,
+            end,
+            decay_steps: decay_fraction * total_steps as f64,
+        }
+    }
+
+    /// ε after `step` training steps.
+    pub fn at(&self, step: u64) -> f64 {
+        let progress = step as f64 / self.decay_steps;
+        if progress >= 1.0 || self.decay_steps <= 0.0 {
+            self.end
+        } else {
+            self.start + (self.end - self.start) * progress
+        }
+    }
+
+    /// ε-greedy over the valid actions: uniform with probability ε after `step` steps,
+    /// `greedy()` otherwise.
+    #[inline]
+    pub fn act(&self, step: u64, obs: &Observation, rng: &mut AgentRng, greedy: impl FnOnce() -> usize) -> usize {
+        use rand::RngExt;
+        if rng.random::<f64>() < self.at(step) {
+            obs.mask
+                .nth(rng.random_range(0..obs.mask.count() as usize))
+                .expect("a valid action")
+        } else {
+            greedy()
+        }
+    }
+}
+
 /// The item of highest `value`, ties to the first; `None` when there are no items.
 #[inline]
 pub fn argmax_by(items: impl Iterator<Item = usize>, value: impl Fn(usize) -> f64) -> Option<usize> {

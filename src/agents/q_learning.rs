@@ -8,7 +8,7 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Agent, AgentRng, Transition, masked_argmax};
+use super::{Agent, AgentRng, EpsilonSchedule, Transition, masked_argmax};
 use crate::env::Observation;
 
 /// Hyperparameters of tabular Q-learning; every field has a default.
@@ -97,7 +97,7 @@ pub struct QLearning {
     q2: Vec<f64>,
     visits: Vec<u32>,
     steps: u64,
-    decay_steps: f64,
+    schedule: EpsilonSchedule,
 }
 
 impl QLearning {
@@ -113,7 +113,12 @@ impl QLearning {
             },
             visits: vec![0; size],
             steps: 0,
-            decay_steps: config.epsilon_decay_fraction * total_steps as f64,
+            schedule: EpsilonSchedule::new(
+                config.epsilon_start,
+                config.epsilon_end,
+                config.epsilon_decay_fraction,
+                total_steps,
+            ),
             n_actions,
             config,
         }
@@ -121,13 +126,7 @@ impl QLearning {
 
     /// ε at the current training step.
     pub fn epsilon(&self) -> f64 {
-        let c = &self.config;
-        let progress = self.steps as f64 / self.decay_steps;
-        if progress >= 1.0 || self.decay_steps <= 0.0 {
-            c.epsilon_end
-        } else {
-            c.epsilon_start + (c.epsilon_end - c.epsilon_start) * progress
-        }
+        self.schedule.at(self.steps)
     }
 
     /// The value used for acting: Q, or Q1 + Q2 with Double Q.
@@ -151,13 +150,9 @@ impl QLearning {
 impl Agent for QLearning {
     #[inline]
     fn act(&mut self, obs: &Observation, rng: &mut AgentRng) -> usize {
-        if rng.random::<f64>() < self.epsilon() {
-            obs.mask
-                .nth(rng.random_range(0..obs.mask.count() as usize))
-                .expect("a valid action")
-        } else {
+        self.schedule.act(self.steps, obs, rng, || {
             masked_argmax(obs, |a| self.value(obs.state, a)).expect("a valid action")
-        }
+        })
     }
 
     #[inline]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 
-use super::kafka::{create_topics, producer};
+use super::kafka::{create_topics, kafka_error, producer};
 use super::{PipelineConfig, PipelineError};
 use crate::source::{MAX_RESULTS_PER_PAGE, Source};
 
@@ -41,15 +41,6 @@ pub async fn ingest(
     let bar = bar.clone();
     tokio::task::spawn_blocking(move || {
         let mut producer = producer(&config)?;
-        let kafka = |context: &str| {
-            let brokers = config.brokers.clone();
-            let context = context.to_owned();
-            move |source| PipelineError::Kafka {
-                brokers,
-                context,
-                source: Box::new(source),
-            }
-        };
         let (mut produced, mut dead_lettered, mut read) = (0u64, 0u64, 0u64);
         let mut source_exhausted = false;
         let mut page = 1;
@@ -65,7 +56,9 @@ pub async fn ingest(
             for document in documents.into_iter().take(wanted) {
                 match document {
                     Ok(record) => {
-                        producer.send(&record).map_err(kafka("queueing a record"))?;
+                        producer
+                            .send(&record)
+                            .map_err(kafka_error(&config, "queueing a record"))?;
                         produced += 1;
                     }
                     Err(rejected) => {
@@ -76,7 +69,7 @@ pub async fn ingest(
                         let payload = serde_json::to_vec(&rejected.document).expect("documents serialise");
                         producer
                             .send_dead_letter(key.as_bytes(), &payload, &rejected.reason.to_string())
-                            .map_err(kafka("queueing a dead letter"))?;
+                            .map_err(kafka_error(&config, "queueing a dead letter"))?;
                         dead_lettered += 1;
                     }
                 }

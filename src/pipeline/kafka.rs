@@ -64,7 +64,11 @@ pub fn decode(payload: Option<&[u8]>) -> Result<UserRecord, String> {
     Ok(message.record)
 }
 
-fn kafka_error(config: &PipelineConfig, context: impl Into<String>) -> impl FnOnce(KafkaError) -> PipelineError {
+/// A mapper of Kafka errors to [`PipelineError::Kafka`] with `context`.
+pub(super) fn kafka_error(
+    config: &PipelineConfig,
+    context: impl Into<String>,
+) -> impl FnOnce(KafkaError) -> PipelineError {
     let brokers = config.brokers.clone();
     let context = context.into();
     move |source| PipelineError::Kafka {
