@@ -472,7 +472,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress: !cli.quiet,
                 checkpoints: Some(out.join("checkpoints")),
             };
-            let results = experiment.run(&options);
+            let results = experiment.run(&options)?;
             let summary = experiment.write_results(&out, &results).context("writing results")?;
             print!("{}", summary.table());
             println!("results in {}", out.display());

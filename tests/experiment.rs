@@ -29,10 +29,10 @@ fn the_same_config_gives_byte_identical_tables() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     // Runs go in parallel on rayon's pool, so scheduling differs between the two.
     experiment
-        .write_results(&a, &experiment.run(&RunOptions::default()))
+        .write_results(&a, &experiment.run(&RunOptions::default()).unwrap())
         .unwrap();
     experiment
-        .write_results(&b, &experiment.run(&RunOptions::default()))
+        .write_results(&b, &experiment.run(&RunOptions::default()).unwrap())
         .unwrap();
     for file in ["episodes.parquet", "evals.parquet", "summary.parquet", "summary.md"] {
         let (x, y) = (
@@ -48,7 +48,7 @@ fn the_results_folder_holds_every_table_with_the_promised_columns() {
     let dir = tempfile::tempdir().unwrap();
     let experiment = small_experiment(dir.path());
     let out = dir.path().join("results");
-    let results = experiment.run(&RunOptions::default());
+    let results = experiment.run(&RunOptions::default()).unwrap();
     experiment.write_results(&out, &results).unwrap();
 
     let evals = table::read(&out.join("evals.parquet")).unwrap();
@@ -94,7 +94,7 @@ fn the_results_folder_holds_every_table_with_the_promised_columns() {
 #[test]
 fn quickstart_q_learning_reaches_ninety_percent_of_the_myopic_oracle() {
     let experiment = Experiment::load(&common::repo("experiments/quickstart.toml"), None).unwrap();
-    let summary = experiment.summary(&experiment.run(&RunOptions::default()));
+    let summary = experiment.summary(&experiment.run(&RunOptions::default()).unwrap());
     let q = summary.agent("q_learning").unwrap();
     let random = summary.agent("random").unwrap();
     let single = summary.agent("best_single").unwrap();
@@ -140,7 +140,7 @@ fn a_saved_dqn_is_evaluated_by_run_exactly_as_it_was_trained() {
         progress: false,
         checkpoints: Some(checkpoints.clone()),
     };
-    let trained = experiment.run(&options);
+    let trained = experiment.run(&options).unwrap();
     let saved = checkpoints.join("dqn-seed1.bpk");
     assert!(saved.is_file());
 
@@ -153,7 +153,7 @@ fn a_saved_dqn_is_evaluated_by_run_exactly_as_it_was_trained() {
         );
     });
     let experiment = Experiment::load(&evaluate, None).unwrap();
-    let evaluated = experiment.run(&RunOptions::default());
+    let evaluated = experiment.run(&RunOptions::default()).unwrap();
     let run = &evaluated.runs[0];
     assert!(run.episodes.is_empty(), "a loaded agent is evaluated, not trained");
     assert_eq!(run.evals.len(), 1);

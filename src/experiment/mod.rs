@@ -40,6 +40,9 @@ pub enum ExperimentError {
     /// The env cannot be built on this snapshot.
     #[error("{path}: {source}")]
     Env { path: String, source: EnvError },
+    /// A trained agent could not be saved.
+    #[error("saving a checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 /// How to run.
@@ -131,8 +134,8 @@ impl Experiment {
         &self.model
     }
 
-    /// Runs every (agent, seed) in parallel.
-    pub fn run(&self, options: &RunOptions) -> Results {
+    /// Runs every (agent, seed) in parallel; fails only if a checkpoint cannot be saved.
+    pub fn run(&self, options: &RunOptions) -> Result<Results, ExperimentError> {
         let started_at = Utc::now();
         let jobs: Vec<(&AgentConfig, u64)> = self
             .config
@@ -153,13 +156,13 @@ impl Experiment {
         let runs = jobs
             .par_iter()
             .map(|(agent, seed)| self.run_one(agent, *seed, &bar, options.checkpoints.as_deref()))
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         bar.finish_and_clear();
-        Results {
+        Ok(Results {
             runs,
             started_at,
             finished_at: Utc::now(),
-        }
+        })
     }
 
     /// Training episodes of an agent (none for agents that do not learn).
@@ -171,7 +174,13 @@ impl Experiment {
         }
     }
 
-    fn run_one(&self, config: &AgentConfig, seed: u64, bar: &ProgressBar, checkpoints: Option<&Path>) -> RunResult {
+    fn run_one(
+        &self,
+        config: &AgentConfig,
+        seed: u64,
+        bar: &ProgressBar,
+        checkpoints: Option<&Path>,
+    ) -> Result<RunResult, ExperimentError> {
         let start = Instant::now();
         let name = config.name();
         let episodes = self.episodes_of(config);
@@ -206,21 +215,19 @@ impl Experiment {
         }
         if let Some(dir) = checkpoints.filter(|_| episodes > 0) {
             let path = dir.join(format!("{name}-seed{seed}.bpk"));
-            if let Err(error) = std::fs::create_dir_all(dir)
-                .map_err(|e| e.to_string())
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))
                 .and_then(|()| agent.save(&path))
-            {
-                tracing::error!(%error, "could not save the checkpoint");
-            }
+                .map_err(ExperimentError::Checkpoint)?;
         }
-        RunResult {
+        Ok(RunResult {
             agent: name,
             seed,
             episodes: train,
             evals,
             train_steps: steps,
             seconds: start.elapsed().as_secs_f64(),
-        }
+        })
     }
 
     /// The comparison of the final evaluations.
