@@ -7,18 +7,25 @@ use contract_rl::experiment::{Experiment, RunOptions};
 use contract_rl::table;
 use toml::Value;
 
+/// Shrinks an experiment table to `seeds`, `train_episodes` per run, and `eval_episodes`
+/// held-out campaigns every `every` episodes.
+fn shrink(t: &mut toml::Table, seeds: &[i64], train_episodes: i64, every: i64, eval_episodes: i64) {
+    t.insert(
+        "seeds".into(),
+        Value::Array(seeds.iter().map(|s| Value::Integer(*s)).collect()),
+    );
+    t["budget"]
+        .as_table_mut()
+        .unwrap()
+        .insert("train_episodes".into(), Value::Integer(train_episodes));
+    let eval = t["evaluation"].as_table_mut().unwrap();
+    eval.insert("every_episodes".into(), Value::Integer(every));
+    eval.insert("episodes".into(), Value::Integer(eval_episodes));
+}
+
 /// A small version of the quickstart: two seeds, a short budget.
 fn small_experiment(dir: &std::path::Path) -> Experiment {
-    let path = common::experiment_file(dir, |t| {
-        t.insert("seeds".into(), Value::Array(vec![Value::Integer(3), Value::Integer(4)]));
-        t["budget"]
-            .as_table_mut()
-            .unwrap()
-            .insert("train_episodes".into(), Value::Integer(300));
-        let eval = t["evaluation"].as_table_mut().unwrap();
-        eval.insert("every_episodes".into(), Value::Integer(100));
-        eval.insert("episodes".into(), Value::Integer(5));
-    });
+    let path = common::experiment_file(dir, |t| shrink(t, &[3, 4], 300, 100, 5));
     Experiment::load(&path, None).unwrap()
 }
 
@@ -120,16 +127,7 @@ fn a_saved_dqn_is_evaluated_by_run_exactly_as_it_was_trained() {
         }
         Value::Array(vec![Value::Table(agent)])
     };
-    let small = |t: &mut toml::Table| {
-        t.insert("seeds".into(), Value::Array(vec![Value::Integer(1)]));
-        t["budget"]
-            .as_table_mut()
-            .unwrap()
-            .insert("train_episodes".into(), Value::Integer(40));
-        let eval = t["evaluation"].as_table_mut().unwrap();
-        eval.insert("every_episodes".into(), Value::Integer(40));
-        eval.insert("episodes".into(), Value::Integer(5));
-    };
+    let small = |t: &mut toml::Table| shrink(t, &[1], 40, 40, 5);
     let train = common::experiment_file(train_dir.path(), |t| {
         small(t);
         t.insert("agents".into(), dqn(&[]));

@@ -51,9 +51,8 @@ pub async fn ingest(
                 source_exhausted = true;
                 break;
             }
-            let wanted = (users - read) as usize;
-            let mut seen = 0;
-            for document in documents.into_iter().take(wanted) {
+            let taken = documents.len().min((users - read) as usize);
+            for document in documents.into_iter().take(taken) {
                 match document {
                     Ok(record) => {
                         producer
@@ -62,10 +61,7 @@ pub async fn ingest(
                         produced += 1;
                     }
                     Err(rejected) => {
-                        let key = rejected.document["login"]["uuid"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_owned();
+                        let key = rejected.document["login"]["uuid"].as_str().unwrap_or_default();
                         let payload = serde_json::to_vec(&rejected.document).expect("documents serialise");
                         producer
                             .send_dead_letter(key.as_bytes(), &payload, &rejected.reason.to_string())
@@ -73,10 +69,9 @@ pub async fn ingest(
                         dead_lettered += 1;
                     }
                 }
-                seen += 1;
             }
-            read += seen as u64;
-            bar.inc(seen as u64);
+            read += taken as u64;
+            bar.inc(taken as u64);
             page += 1;
         }
         producer.flush(Duration::from_secs(120))?;

@@ -167,12 +167,12 @@ impl RecordProducer {
     /// Queues a record, keyed by its `user_id`.
     pub fn send(&mut self, record: &UserRecord) -> Result<(), KafkaError> {
         let key = record.user_id.to_string();
-        self.enqueue(
-            &self.topic.clone(),
-            key.as_bytes(),
-            &encode(record),
-            OwnedHeaders::new(),
-        )
+        let payload = encode(record);
+        let record = BaseRecord::to(&self.topic)
+            .key(key.as_bytes())
+            .payload(payload.as_slice())
+            .headers(OwnedHeaders::new());
+        enqueue(&self.producer, &mut self.sent, record)
     }
 
     /// Queues a dead letter: the original payload with the reason in a header.
@@ -181,25 +181,11 @@ impl RecordProducer {
             key: DEAD_LETTER_REASON_HEADER,
             value: Some(reason.as_bytes()),
         });
-        self.enqueue(&self.dead_letters.clone(), key, payload, headers)
-    }
-
-    fn enqueue(&mut self, topic: &str, key: &[u8], payload: &[u8], headers: OwnedHeaders) -> Result<(), KafkaError> {
-        let mut record = BaseRecord::to(topic).key(key).payload(payload).headers(headers);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => {
-                    self.sent += 1;
-                    return Ok(());
-                }
-                // The local queue is full: wait for deliveries to make room.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((error, _)) => return Err(error),
-            }
-        }
+        let record = BaseRecord::to(&self.dead_letters)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        enqueue(&self.producer, &mut self.sent, record)
     }
 
     /// Waits until every queued message is delivered or failed; fails if any failed.
@@ -214,6 +200,27 @@ impl RecordProducer {
             });
         }
         Ok(context.delivered.load(Ordering::Relaxed))
+    }
+}
+
+/// Hands `record` to librdkafka, waiting for room while its local queue is full.
+fn enqueue(
+    producer: &ThreadedProducer<DeliveryCounter>,
+    sent: &mut u64,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => {
+                *sent += 1;
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((error, _)) => return Err(error),
+        }
     }
 }
 

@@ -24,12 +24,17 @@ pub struct Status {
     pub rows: u64,
 }
 
+/// Messages of one partition not yet committed by the group.
+fn partition_lag(low: i64, high: i64, committed: Option<i64>) -> i64 {
+    high - committed.unwrap_or(low).max(low)
+}
+
 impl Status {
     /// Messages of the topic not yet committed by the group.
     pub fn lag(&self) -> i64 {
         self.partitions
             .iter()
-            .map(|(_, low, high, done)| high - done.unwrap_or(*low).max(*low))
+            .map(|(_, low, high, done)| partition_lag(*low, *high, *done))
             .sum()
     }
 
@@ -48,7 +53,7 @@ impl fmt::Display for Status {
             writeln!(
                 f,
                 "  {p:>9}  {high:>10}  {committed:>9}  {}",
-                high - done.unwrap_or(*low).max(*low)
+                partition_lag(*low, *high, *done)
             )?;
         }
         writeln!(f, "  messages {}, lag {}", self.messages(), self.lag())?;

@@ -18,7 +18,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::cassandra::Store;
-use super::kafka::{self, create_topics, decode};
+use super::kafka::{self, create_topics, decode, kafka_error};
 use super::{PipelineConfig, PipelineError};
 use crate::record::UserRecord;
 
@@ -108,11 +108,7 @@ pub async fn run_sink(
                             message.payload().unwrap_or_default(),
                             &reason,
                         )
-                        .map_err(|source| PipelineError::Kafka {
-                            brokers: config.brokers.clone(),
-                            context: "queueing a dead letter".into(),
-                            source: Box::new(source),
-                        })?;
+                        .map_err(kafka_error(config, "queueing a dead letter"))?;
                     dead += 1;
                 }
             }
