@@ -8,10 +8,11 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
-use contract_rl::agents::{AgentRng, Dqn, DqnConfig, QLearning, QLearningConfig};
-use contract_rl::env::{ContractChoiceEnv, EnvConfig, EnvModel, Split};
-use contract_rl::experiment::{Mode, play_episode};
-use contract_rl::snapshot;
+use contract_rl_core::agents::{AgentRng, DqnConfig, QLearning, QLearningConfig};
+use contract_rl_core::env::{ContractChoiceEnv, EnvConfig, EnvModel, Split};
+use contract_rl_core::experiment::{Mode, play_episode};
+use contract_rl_dqn::Dqn;
+use contract_rl_parquet::snapshot;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 
@@ -81,7 +82,7 @@ fn dqn_gradient_steps(c: &mut Criterion) {
         ..DqnConfig::default()
     };
     let mut rng = AgentRng::seed_from_u64(0);
-    let mut agent = Dqn::new(config, Arc::clone(&model), 1_000_000, &mut rng);
+    let mut agent = Dqn::new(config, model.dense_len(), model.n_actions(), 1_000_000, &mut rng);
     let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Train, 0);
     for _ in 0..100 {
         play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train);
@@ -109,7 +110,7 @@ fn dqn_training_steps(c: &mut Criterion) {
         ..DqnConfig::default()
     };
     let mut rng = AgentRng::seed_from_u64(0);
-    let mut agent = Dqn::new(config, Arc::clone(&model), 1_000_000, &mut rng);
+    let mut agent = Dqn::new(config, model.dense_len(), model.n_actions(), 1_000_000, &mut rng);
     let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Train, 0);
     let mut group = c.benchmark_group("dqn");
     group.throughput(Throughput::Elements(EPISODES * model.episode_len() as u64));

@@ -1,0 +1,131 @@
+//! The hyperparameters of DQN: parsed, defaulted and validated here, so an experiment file is
+//! checked whole before any work; the network itself is in `contract-rl-dqn`.
+
+use serde::{Deserialize, Serialize};
+
+use super::InvalidHyperparameter;
+
+/// Hyperparameters of DQN; every field has a default (see README for Stable-Baselines3's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DqnConfig {
+    /// Label in reports (default "dqn").
+    pub name: Option<String>,
+    /// Hidden layer sizes of the MLP.
+    pub hidden: Vec<usize>,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Replay buffer capacity in transitions.
+    pub buffer_size: usize,
+    /// Transitions per gradient step.
+    pub batch_size: usize,
+    /// Discount factor in [0, 1].
+    pub gamma: f64,
+    /// Target update: 1.0 copies the online network every `target_update_interval` gradient
+    /// steps; below 1.0, Polyak averaging with this weight after every gradient step.
+    pub tau: f64,
+    /// Gradient steps between hard target updates.
+    pub target_update_interval: u64,
+    /// Env steps between training rounds.
+    pub train_freq: u64,
+    /// Gradient steps per training round.
+    pub gradient_steps: u64,
+    /// Env steps before learning starts.
+    pub learning_starts: u64,
+    /// ε at the first training step.
+    pub epsilon_start: f64,
+    /// ε after the decay.
+    pub epsilon_end: f64,
+    /// Share of the training steps over which ε decays linearly.
+    pub epsilon_decay_fraction: f64,
+    /// Largest gradient norm; larger gradients are scaled down.
+    pub max_grad_norm: f32,
+    /// Double DQN: the online network picks the bootstrap action, the target evaluates it.
+    pub double_dqn: bool,
+    /// Huber loss threshold, in scaled reward units.
+    pub huber_delta: f32,
+    /// Rewards are multiplied by this before learning (margins are in the hundreds).
+    pub reward_scale: f32,
+    /// Evaluate this saved network (`checkpoints/*.bpk` of a results folder) instead of
+    /// training; relative to the experiment file.
+    pub checkpoint: Option<std::path::PathBuf>,
+}
+
+impl Default for DqnConfig {
+    fn default() -> Self {
+        Self {
+            name: None,
+            hidden: vec![64, 64],
+            learning_rate: 1e-3,
+            buffer_size: 100_000,
+            batch_size: 64,
+            gamma: 0.9,
+            tau: 1.0,
+            target_update_interval: 500,
+            train_freq: 4,
+            gradient_steps: 1,
+            learning_starts: 1_000,
+            epsilon_start: 1.0,
+            epsilon_end: 0.02,
+            epsilon_decay_fraction: 0.3,
+            max_grad_norm: 10.0,
+            double_dqn: true,
+            huber_delta: 1.0,
+            reward_scale: 0.01,
+            checkpoint: None,
+        }
+    }
+}
+
+impl DqnConfig {
+    /// Checks ranges; the error names the field and what is allowed.
+    pub fn validate(&self) -> Result<(), InvalidHyperparameter> {
+        let bad = |field: &'static str, message: String| Err(InvalidHyperparameter { field, message });
+        for (field, v) in [
+            ("gamma", self.gamma),
+            ("epsilon_start", self.epsilon_start),
+            ("epsilon_end", self.epsilon_end),
+            ("epsilon_decay_fraction", self.epsilon_decay_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(field, format!("must be in [0, 1], got {v}"));
+            }
+        }
+        if !(self.tau > 0.0 && self.tau <= 1.0) {
+            return bad("tau", format!("must be in (0, 1], got {}", self.tau));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad(
+                "learning_rate",
+                format!("must be a positive number, got {}", self.learning_rate),
+            );
+        }
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            return bad(
+                "hidden",
+                format!("must list positive layer sizes, got {:?}", self.hidden),
+            );
+        }
+        for (field, v) in [
+            ("buffer_size", self.buffer_size as u64),
+            ("batch_size", self.batch_size as u64),
+            ("target_update_interval", self.target_update_interval),
+            ("train_freq", self.train_freq),
+            ("gradient_steps", self.gradient_steps),
+        ] {
+            if v == 0 {
+                return bad(field, "must be at least 1".into());
+            }
+        }
+        for (field, v) in [
+            ("max_grad_norm", self.max_grad_norm),
+            ("huber_delta", self.huber_delta),
+            ("reward_scale", self.reward_scale),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return bad(field, format!("must be a positive number, got {v}"));
+            }
+        }
+        Ok(())
+    }
+}

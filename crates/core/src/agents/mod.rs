@@ -1,0 +1,318 @@
+//! Agents: one [`Agent`] trait for learners, baselines and oracles, so the runner treats them
+//! alike; [`AgentConfig`], their section of an experiment file; and [`AgentFactory`], which
+//! turns configs into agents ([`CoreAgents`] builds every kind of this crate; DQN's factory is
+//! in `contract-rl-dqn`).
+//!
+//! Agents never touch global randomness: every random choice draws from the run's
+//! [`AgentRng`], handed in by the runner. Oracles are the documented privileged agents: they
+//! are given the env's response model at construction. Learners see only observations (the
+//! tabular state and the dense vector the env produces) and rewards.
+
+mod baselines;
+mod dqn_config;
+mod oracles;
+mod q_learning;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use baselines::{BestSingleContract, RandomAgent};
+pub use dqn_config::DqnConfig;
+pub use oracles::{HindsightOracle, MyopicOracle, optimal_assignment};
+pub use q_learning::{QLearning, QLearningConfig, StepSize};
+
+use crate::env::{EnvModel, Observation, ResetInfo};
+
+/// The random generator every agent draws from.
+pub type AgentRng = rand_chacha::ChaCha8Rng;
+
+/// One step of experience.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transition {
+    /// Observation the action was taken in.
+    pub obs: Observation,
+    /// The action taken.
+    pub action: usize,
+    /// The sampled reward.
+    pub reward: f64,
+    /// The next observation.
+    pub next_obs: Observation,
+    /// The task ended: no bootstrapping past it.
+    pub terminated: bool,
+    /// Cut by an outside limit: value targets still bootstrap.
+    pub truncated: bool,
+}
+
+/// What the runner needs from any agent.
+pub trait Agent: Send {
+    /// Called after every reset with the first observation of the campaign.
+    fn begin_episode(&mut self, _obs: &Observation, _info: &ResetInfo) {}
+
+    /// The action to take while training (may explore).
+    fn act(&mut self, obs: &Observation, rng: &mut AgentRng) -> usize;
+
+    /// The action to take when evaluated (greedy where the agent has a notion of greedy).
+    fn act_greedy(&mut self, obs: &Observation, rng: &mut AgentRng) -> usize;
+
+    /// Learns from one transition.
+    fn observe(&mut self, _transition: &Transition, _rng: &mut AgentRng) {}
+
+    /// Learning diagnostics since the last call (for learners; `None` for the others).
+    fn diagnostics(&mut self) -> Option<Diagnostics> {
+        None
+    }
+
+    /// The file extension of this agent's checkpoints, for agents that can save what they
+    /// learned.
+    fn checkpoint_extension(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Saves what the agent learned to `path` (only called when
+    /// [`Self::checkpoint_extension`] is `Some`).
+    fn save(&self, path: &Path) -> Result<(), AgentError> {
+        Err(AgentError::Save {
+            path: path.to_owned(),
+            source: "this agent has nothing to save".into(),
+        })
+    }
+}
+
+/// A learner's diagnostics over the training steps since they were last read, under CleanRL's
+/// names: `losses/td_loss`, `losses/q_values`, `charts/epsilon`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Diagnostics {
+    /// Mean TD loss (squared TD error for tabular Q, the training loss for DQN).
+    pub td_loss: f64,
+    /// Mean Q-value of the actions taken.
+    pub q_values: f64,
+    /// ε now.
+    pub epsilon: f64,
+}
+
+/// A hyperparameter out of its range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidHyperparameter {
+    /// The field, e.g. `step_size.omega`.
+    pub field: &'static str,
+    /// What is allowed and what was given.
+    pub message: String,
+}
+
+/// Why an agent cannot be built or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The kind needs a crate this program was built without.
+    #[error("agents of kind {kind:?} need {krate}, which this program was built without")]
+    Unavailable {
+        /// The agent kind.
+        kind: &'static str,
+        /// The crate that provides it.
+        krate: &'static str,
+    },
+    /// A checkpoint is missing, corrupt or does not fit the configured network.
+    #[error("{path}: {source}")]
+    Checkpoint {
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A trained agent could not be saved.
+    #[error("saving {path}: {source}")]
+    Save {
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Turns agent configs into agents. The runner checks every config before any run starts and
+/// then asks for one agent per (agent, seed).
+pub trait AgentFactory: Sync {
+    /// Checks what can be checked before any work (e.g. that a checkpoint loads into the
+    /// configured network).
+    fn check(&self, config: &AgentConfig, model: &Arc<EnvModel>) -> Result<(), AgentError>;
+
+    /// Builds the agent for a training run of `total_steps` env steps on `model`'s env; initial
+    /// weights are drawn from `rng`. Only oracles may keep `model`.
+    fn build(
+        &self,
+        config: &AgentConfig,
+        model: &Arc<EnvModel>,
+        total_steps: u64,
+        rng: &mut AgentRng,
+    ) -> Result<Box<dyn Agent>, AgentError>;
+}
+
+/// Builds every agent kind of this crate; `dqn` is [`AgentError::Unavailable`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CoreAgents;
+
+impl AgentFactory for CoreAgents {
+    fn check(&self, config: &AgentConfig, _model: &Arc<EnvModel>) -> Result<(), AgentError> {
+        match config {
+            AgentConfig::Dqn(_) => Err(dqn_unavailable()),
+            _ => Ok(()),
+        }
+    }
+
+    fn build(
+        &self,
+        config: &AgentConfig,
+        model: &Arc<EnvModel>,
+        total_steps: u64,
+        _rng: &mut AgentRng,
+    ) -> Result<Box<dyn Agent>, AgentError> {
+        Ok(match config {
+            AgentConfig::Random { .. } => Box::new(RandomAgent),
+            AgentConfig::BestSingle { .. } => Box::new(BestSingleContract::new(model)),
+            AgentConfig::MyopicOracle { .. } => Box::new(MyopicOracle::new(Arc::clone(model))),
+            AgentConfig::HindsightOracle { .. } => Box::new(HindsightOracle::new(Arc::clone(model))),
+            AgentConfig::QLearning(c) => Box::new(QLearning::new(
+                c.clone(),
+                model.n_states(),
+                model.n_actions(),
+                total_steps,
+            )),
+            AgentConfig::Dqn(_) => return Err(dqn_unavailable()),
+        })
+    }
+}
+
+fn dqn_unavailable() -> AgentError {
+    AgentError::Unavailable {
+        kind: "dqn",
+        krate: "contract-rl-dqn",
+    }
+}
+
+/// An agent's section of an experiment file: `[[agents]]` with a `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentConfig {
+    /// Uniform over the valid contracts.
+    Random {
+        /// Label in reports (default: the kind).
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// One contract for everyone: the one with the best mean expected reward on training users.
+    BestSingle {
+        /// Label in reports (default: the kind).
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Knows the response model; offers the valid contract of highest expected reward now.
+    MyopicOracle {
+        /// Label in reports (default: the kind).
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Knows the model and the whole campaign; solves the quota assignment exactly.
+    HindsightOracle {
+        /// Label in reports (default: the kind).
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Tabular Q-learning on the discrete state.
+    QLearning(QLearningConfig),
+    /// DQN on the dense observation.
+    Dqn(DqnConfig),
+}
+
+impl AgentConfig {
+    /// The label of this agent in reports.
+    pub fn name(&self) -> String {
+        let (given, kind) = match self {
+            Self::Random { name } => (name, "random"),
+            Self::BestSingle { name } => (name, "best_single"),
+            Self::MyopicOracle { name } => (name, "myopic_oracle"),
+            Self::HindsightOracle { name } => (name, "hindsight_oracle"),
+            Self::QLearning(c) => (&c.name, "q_learning"),
+            Self::Dqn(c) => (&c.name, "dqn"),
+        };
+        given.clone().unwrap_or_else(|| kind.to_owned())
+    }
+
+    /// Whether the agent learns from experience (if not, the runner skips its training).
+    pub fn learns(&self) -> bool {
+        match self {
+            Self::QLearning(_) => true,
+            Self::Dqn(c) => c.checkpoint.is_none(),
+            _ => false,
+        }
+    }
+
+    /// Checks hyperparameters; the error names the field and what is allowed.
+    pub fn validate(&self) -> Result<(), InvalidHyperparameter> {
+        match self {
+            Self::QLearning(c) => c.validate(),
+            Self::Dqn(c) => c.validate(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A linear ε schedule: from `start` to `end` over the first `decay_steps` training steps,
+/// then `end`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpsilonSchedule {
+    start: f64,
+    end: f64,
+    decay_steps: f64,
+}
+
+impl EpsilonSchedule {
+    /// Decays over `decay_fraction` of `total_steps`.
+    pub fn new(start: f64, end: f64, decay_fraction: f64, total_steps: u64) -> Self {
+        Self {
+            start,
+            end,
+            decay_steps: decay_fraction * total_steps as f64,
+        }
+    }
+
+    /// ε after `step` training steps.
+    pub fn at(&self, step: u64) -> f64 {
+        let progress = step as f64 / self.decay_steps;
+        if progress >= 1.0 || self.decay_steps <= 0.0 {
+            self.end
+        } else {
+            self.start + (self.end - self.start) * progress
+        }
+    }
+
+    /// ε-greedy over the valid actions: uniform with probability ε after `step` steps,
+    /// `greedy()` otherwise.
+    #[inline]
+    pub fn act(&self, step: u64, obs: &Observation, rng: &mut AgentRng, greedy: impl FnOnce() -> usize) -> usize {
+        use rand::RngExt;
+        if rng.random::<f64>() < self.at(step) {
+            obs.mask
+                .nth(rng.random_range(0..obs.mask.count() as usize))
+                .expect("a valid action")
+        } else {
+            greedy()
+        }
+    }
+}
+
+/// The item of highest `value`, ties to the first; `None` when there are no items.
+#[inline]
+pub fn argmax_by(items: impl Iterator<Item = usize>, value: impl Fn(usize) -> f64) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for a in items {
+        let v = value(a);
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((a, v));
+        }
+    }
+    best.map(|(a, _)| a)
+}
+
+/// The valid action of highest `value`, ties to the lowest index; `None` for an empty mask.
+#[inline]
+pub fn masked_argmax(obs: &Observation, value: impl Fn(usize) -> f64) -> Option<usize> {
+    argmax_by(obs.mask.iter(), value)
+}

@@ -1,0 +1,378 @@
+//! Experiments: validate an experiment with its env and the snapshot's records, run every
+//! (agent, seed) in parallel, evaluate on held-out users, and summarise. Reading snapshots and
+//! writing results folders is `contract-rl-parquet`'s.
+//!
+//! The runner owns seeding. Each run's randomness is derived only from (agent name, seed),
+//! never from scheduling, so the same config gives the same tables bit for bit.
+
+mod config;
+mod rollout;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use rand::SeedableRng;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+pub use config::{Budget, DiagnosticsSchedule, Evaluation, ExperimentConfig};
+pub use rollout::{EpisodeStats, Mode, evaluate, play_episode};
+
+use crate::agents::{
+    Agent, AgentConfig, AgentError, AgentFactory, AgentRng, Diagnostics, HindsightOracle, MyopicOracle,
+};
+use crate::config::ConfigError;
+use crate::env::{ContractChoiceEnv, EnvConfig, EnvError, EnvModel, Split};
+use crate::record::UserRecord;
+use crate::report::{FinalEval, Summary};
+
+/// Why an experiment cannot start, or a run could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// The experiment or env file is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The env cannot be built on this snapshot.
+    #[error("{snapshot}: {source}")]
+    Env { snapshot: PathBuf, source: EnvError },
+    /// An agent cannot be built (e.g. its checkpoint does not load).
+    #[error("{file}: agents[{index}] ({agent}): {source}")]
+    Agent {
+        file: PathBuf,
+        index: usize,
+        agent: String,
+        source: AgentError,
+    },
+    /// A trained agent could not be saved.
+    #[error(transparent)]
+    Save(AgentError),
+}
+
+impl ExperimentError {
+    /// Whether the error is the user's input (config, snapshot, checkpoint), not a failure
+    /// while working.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, Self::Save(_))
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Save each learning run's agent here as `<agent>-seed<seed>.<ext>` (agents that can).
+    pub checkpoints: Option<PathBuf>,
+}
+
+/// One evaluation point of a run: the greedy policy on the held-out campaigns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalPoint {
+    /// Training episodes done before this evaluation.
+    pub episode: u64,
+    /// Training env steps done before this evaluation.
+    pub step: u64,
+    /// One entry per held-out campaign.
+    pub campaigns: Vec<EpisodeStats>,
+}
+
+/// A learner's diagnostics at one point of training.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricPoint {
+    /// Training env steps done.
+    pub step: u64,
+    /// What the agent reported over the steps since the previous point.
+    pub diagnostics: Diagnostics,
+    /// `charts/SPS`: training env steps per second since the previous point (wall clock, so
+    /// not reproducible).
+    pub steps_per_sec: f64,
+}
+
+/// Everything one (agent, seed) run produced.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Agent name.
+    pub agent: String,
+    /// Seed.
+    pub seed: u64,
+    /// Training campaigns, in order.
+    pub episodes: Vec<EpisodeStats>,
+    /// Evaluations, in order.
+    pub evals: Vec<EvalPoint>,
+    /// Learning diagnostics, in order (empty for agents that do not learn).
+    pub metrics: Vec<MetricPoint>,
+    /// Training env steps.
+    pub train_steps: u64,
+    /// Wall-clock seconds of training and evaluation.
+    pub seconds: f64,
+}
+
+/// All runs of an experiment, in (agent, seed) order of the config.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub runs: Vec<RunResult>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// A validated experiment, ready to run.
+#[derive(Debug)]
+pub struct Experiment {
+    config: ExperimentConfig,
+    model: Arc<EnvModel>,
+    /// Expected returns of the myopic oracle and the hindsight optimum on each held-out campaign.
+    reference: (Vec<f64>, Vec<f64>),
+}
+
+impl Experiment {
+    /// Reads the experiment file at `path` and its env file (the caller reads the snapshot).
+    pub fn load_config(path: &Path) -> Result<(ExperimentConfig, EnvConfig), ConfigError> {
+        let config = ExperimentConfig::load(path)?;
+        let env = EnvConfig::load(&config.env)?;
+        Ok((config, env))
+    }
+
+    /// Builds the env on the snapshot's `records` and checks every agent with `factory`, all
+    /// before any work; `file` is the experiment file, for messages.
+    pub fn new(
+        file: &Path,
+        config: ExperimentConfig,
+        env: EnvConfig,
+        records: &[UserRecord],
+        factory: &dyn AgentFactory,
+    ) -> Result<Self, ExperimentError> {
+        let model = EnvModel::build(env, records).map_err(|source| ExperimentError::Env {
+            snapshot: config.snapshot.clone(),
+            source,
+        })?;
+        let model = Arc::new(model);
+        for (index, agent) in config.agents.iter().enumerate() {
+            factory.check(agent, &model).map_err(|source| ExperimentError::Agent {
+                file: file.to_owned(),
+                index,
+                agent: agent.name(),
+                source,
+            })?;
+        }
+        let reference = reference_returns(&model, &config);
+        Ok(Self {
+            config,
+            model,
+            reference,
+        })
+    }
+
+    /// The resolved experiment config.
+    pub fn config(&self) -> &ExperimentConfig {
+        &self.config
+    }
+
+    /// The env model shared by all runs.
+    pub fn model(&self) -> &Arc<EnvModel> {
+        &self.model
+    }
+
+    /// Training episodes of all runs together (for progress bars).
+    pub fn total_episodes(&self) -> u64 {
+        self.config.agents.iter().map(|a| self.episodes_of(a)).sum::<u64>() * self.config.seeds.len() as u64
+    }
+
+    /// Runs every (agent, seed) in parallel, calling `progress` with the number of training
+    /// episodes just done; fails only if a checkpoint cannot be saved.
+    pub fn run(
+        &self,
+        factory: &dyn AgentFactory,
+        options: &RunOptions,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Results, ExperimentError> {
+        let started_at = Utc::now();
+        let jobs: Vec<(&AgentConfig, u64)> = self
+            .config
+            .agents
+            .iter()
+            .flat_map(|a| self.config.seeds.iter().map(move |s| (a, *s)))
+            .collect();
+        let runs = jobs
+            .par_iter()
+            .map(|(agent, seed)| self.run_one(factory, agent, *seed, progress, options.checkpoints.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Results {
+            runs,
+            started_at,
+            finished_at: Utc::now(),
+        })
+    }
+
+    /// Training episodes of an agent (none for agents that do not learn).
+    fn episodes_of(&self, agent: &AgentConfig) -> u64 {
+        if agent.learns() {
+            self.config.budget.train_episodes
+        } else {
+            0
+        }
+    }
+
+    fn run_one(
+        &self,
+        factory: &dyn AgentFactory,
+        config: &AgentConfig,
+        seed: u64,
+        progress: &(dyn Fn(u64) + Sync),
+        checkpoints: Option<&Path>,
+    ) -> Result<RunResult, ExperimentError> {
+        let start = Instant::now();
+        let name = config.name();
+        let episodes = self.episodes_of(config);
+        let total_steps = episodes * self.model.episode_len() as u64;
+        let mut rng = AgentRng::seed_from_u64(derive_seed(&name, seed, "agent"));
+        let mut agent = factory
+            .build(config, &self.model, total_steps, &mut rng)
+            .expect("agents are checked when the experiment is built");
+        let mut env = ContractChoiceEnv::new(Arc::clone(&self.model), Split::Train, derive_seed(&name, seed, "env"));
+        let eval = &self.config.evaluation;
+        let evaluate_now = |agent: &mut dyn Agent, episode: u64, step: u64| {
+            let mut eval_rng = AgentRng::seed_from_u64(derive_seed(&name, seed, &format!("eval/{episode}")));
+            EvalPoint {
+                episode,
+                step,
+                campaigns: evaluate(&self.model, agent, &mut eval_rng, eval.episodes, eval.seed),
+            }
+        };
+        let mut evals = vec![evaluate_now(agent.as_mut(), 0, 0)];
+        let mut train = Vec::with_capacity(episodes as usize);
+        let mut metrics = Vec::new();
+        let every = self.config.diagnostics.every_steps;
+        let (mut steps, mut last_record) = (0, (0, Instant::now()));
+        for episode in 1..=episodes {
+            let stats = play_episode(&mut env, agent.as_mut(), &mut rng, None, Mode::Train);
+            steps += u64::from(stats.length);
+            train.push(stats);
+            if steps - last_record.0 >= every || episode == episodes {
+                if let Some(diagnostics) = agent.diagnostics() {
+                    metrics.push(MetricPoint {
+                        step: steps,
+                        diagnostics,
+                        steps_per_sec: (steps - last_record.0) as f64 / last_record.1.elapsed().as_secs_f64(),
+                    });
+                }
+                last_record = (steps, Instant::now());
+            }
+            if episode % eval.every_episodes == 0 || episode == episodes {
+                evals.push(evaluate_now(agent.as_mut(), episode, steps));
+            }
+            if episode % 64 == 0 || episode == episodes {
+                progress(if episode % 64 == 0 { 64 } else { episode % 64 });
+            }
+        }
+        if let (Some(dir), Some(extension)) = (checkpoints.filter(|_| episodes > 0), agent.checkpoint_extension()) {
+            let path = dir.join(format!("{name}-seed{seed}.{extension}"));
+            std::fs::create_dir_all(dir)
+                .map_err(|e| AgentError::Save {
+                    path: dir.to_owned(),
+                    source: e.into(),
+                })
+                .and_then(|()| agent.save(&path))
+                .map_err(ExperimentError::Save)?;
+        }
+        Ok(RunResult {
+            agent: name,
+            seed,
+            episodes: train,
+            evals,
+            metrics,
+            train_steps: steps,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The comparison of the final evaluations.
+    pub fn summary(&self, results: &Results) -> Summary {
+        let (myopic, hindsight) = self.reference_means();
+        let per_agent: Vec<(String, Vec<FinalEval>)> = self
+            .config
+            .agents
+            .iter()
+            .map(|a| {
+                let name = a.name();
+                let finals = results
+                    .runs
+                    .iter()
+                    .filter(|r| r.agent == name)
+                    .map(|r| {
+                        let last = r.evals.last().expect("every run evaluates at least once");
+                        let expected = mean(last.campaigns.iter().map(|c| c.expected_return));
+                        FinalEval {
+                            expected_return: expected,
+                            regret: hindsight - expected,
+                            acceptance_rate: acceptance_rate(&last.campaigns),
+                            mix: offer_mix(&last.campaigns, self.model.n_actions()),
+                        }
+                    })
+                    .collect();
+                (name, finals)
+            })
+            .collect();
+        let contracts = self.model.config().contracts.iter().map(|c| c.name.clone()).collect();
+        Summary::new(&self.config.name, contracts, myopic, hindsight, &per_agent)
+    }
+
+    /// Mean expected return per held-out campaign of the myopic oracle and the hindsight optimum.
+    pub fn reference_means(&self) -> (f64, f64) {
+        (
+            mean(self.reference.0.iter().copied()),
+            mean(self.reference.1.iter().copied()),
+        )
+    }
+}
+
+/// The oracles' expected returns on the held-out campaigns (they do not depend on any run).
+fn reference_returns(model: &Arc<EnvModel>, config: &ExperimentConfig) -> (Vec<f64>, Vec<f64>) {
+    let eval = &config.evaluation;
+    let mut rng = AgentRng::seed_from_u64(0);
+    let expected = |stats: Vec<EpisodeStats>| stats.iter().map(|s| s.expected_return).collect();
+    let myopic = evaluate(
+        model,
+        &mut MyopicOracle::new(Arc::clone(model)),
+        &mut rng,
+        eval.episodes,
+        eval.seed,
+    );
+    let hindsight = evaluate(
+        model,
+        &mut HindsightOracle::new(Arc::clone(model)),
+        &mut rng,
+        eval.episodes,
+        eval.seed,
+    );
+    (expected(myopic), expected(hindsight))
+}
+
+/// A seed for one stream of one run, from (agent name, seed, stream) only.
+pub fn derive_seed(agent: &str, seed: u64, stream: &str) -> u64 {
+    let mut hash = Sha256::new();
+    hash.update(agent.as_bytes());
+    hash.update([0]);
+    hash.update(seed.to_le_bytes());
+    hash.update(stream.as_bytes());
+    u64::from_le_bytes(hash.finalize()[..8].try_into().expect("8 bytes"))
+}
+
+pub fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    sum / n as f64
+}
+
+/// Accepted offers / offers over a set of campaigns.
+pub fn acceptance_rate(campaigns: &[EpisodeStats]) -> f64 {
+    let accepted: u32 = campaigns.iter().map(|c| c.accepted).sum();
+    let offers: u32 = campaigns.iter().map(|c| c.length).sum();
+    f64::from(accepted) / f64::from(offers)
+}
+
+/// Share of offers of each of `n_actions` contracts over a set of campaigns.
+pub fn offer_mix(campaigns: &[EpisodeStats], n_actions: usize) -> Vec<f64> {
+    let total: u32 = campaigns.iter().map(|c| c.length).sum();
+    (0..n_actions)
+        .map(|a| f64::from(campaigns.iter().map(|c| c.offers[a]).sum::<u32>()) / f64::from(total))
+        .collect()
+}

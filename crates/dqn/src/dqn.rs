@@ -1,0 +1,560 @@
+//! DQN (Mnih et al. 2015) on burn's pure-Rust CPU backend (`flex`), with Double DQN
+//! (van Hasselt et al. 2016) on by default and action masking in both the behaviour argmax and
+//! the bootstrap.
+//!
+//! Hyperparameters → network → schedule → act → learn. Only the online network lives on burn's
+//! autodiff device. Acting and the bootstrap use plain `ndarray` copies: the acting copy is
+//! refreshed after every gradient step, the target copy only at its update points. Keeping the
+//! target off the autodiff device avoids its graph growing with training, and a forward pass
+//! through the framework per env step would be slow. Initial weights are drawn from the run's
+//! own RNG (burn's initialiser draws from one process-wide generator, which would make runs on
+//! parallel threads depend on scheduling).
+
+use std::path::Path;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Param;
+use burn::nn::loss::{HuberLossConfig, Reduction};
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use contract_rl_core::agents::{
+    Agent, AgentError, AgentRng, Diagnostics, DqnConfig, EpsilonSchedule, Transition, argmax_by,
+};
+use contract_rl_core::env::{ActionMask, Observation};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rand::RngExt;
+
+use crate::replay::{Batch, ReplayBuffer};
+
+/// The Q-network: Linear → ReLU → ... → Linear.
+#[derive(Module, Debug)]
+pub struct QNetwork {
+    layers: Vec<Linear>,
+}
+
+impl QNetwork {
+    /// A network of `sizes` (inputs, hidden..., actions) on `device`, with weights drawn from
+    /// `rng` as PyTorch does: U(−1/√fan_in, 1/√fan_in) for weights and biases.
+    fn new(sizes: &[usize], rng: &mut AgentRng, device: &Device) -> Self {
+        let layers = sizes
+            .windows(2)
+            .map(|w| {
+                let (inputs, outputs) = (w[0], w[1]);
+                let bound = 1.0 / (inputs as f32).sqrt();
+                let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+                let mut layer = LinearConfig::new(inputs, outputs).init(device);
+                layer.weight = Param::from_data(TensorData::new(draw(inputs * outputs), [inputs, outputs]), device);
+                layer.bias = Some(Param::from_data(TensorData::new(draw(outputs), [outputs]), device));
+                layer
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// # Shapes
+    /// - `x`: `[batch, inputs]`
+    /// - output: `[batch, actions]`
+    fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i < last {
+                x = burn::tensor::activation::relu(x);
+            }
+        }
+        x
+    }
+
+    /// A plain-array copy of the weights.
+    fn to_plain(&self) -> PlainMlp {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let [inputs, outputs] = l.weight.dims();
+                let weight = l.weight.val().into_data().try_to_vec::<f32>().expect("f32 weights");
+                let bias = l
+                    .bias
+                    .as_ref()
+                    .expect("layers have biases")
+                    .val()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .expect("f32 bias");
+                (
+                    Array2::from_shape_vec((inputs, outputs), weight).expect("weight shape"),
+                    Array1::from_vec(bias),
+                )
+            })
+            .collect();
+        PlainMlp { layers }
+    }
+}
+
+/// The same MLP on `ndarray`, for acting and for the bootstrap, off the autodiff device.
+#[derive(Debug, Clone, PartialEq)]
+struct PlainMlp {
+    layers: Vec<(Array2<f32>, Array1<f32>)>,
+}
+
+impl PlainMlp {
+    /// # Shapes
+    /// - `x`: `[batch, inputs]` → `[batch, actions]`
+    fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let last = self.layers.len() - 1;
+        let mut h = x.to_owned();
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            h = h.dot(w) + b;
+            if i < last {
+                h.mapv_inplace(|v| v.max(0.0));
+            }
+        }
+        h
+    }
+
+    /// Polyak averaging: self ← tau · other + (1 − tau) · self.
+    fn blend(&mut self, other: &PlainMlp, tau: f32) {
+        for ((w, b), (ow, ob)) in self.layers.iter_mut().zip(&other.layers) {
+            w.zip_mut_with(ow, |a, o| *a = tau * o + (1.0 - tau) * *a);
+            b.zip_mut_with(ob, |a, o| *a = tau * o + (1.0 - tau) * *a);
+        }
+    }
+}
+
+/// A value low enough that a masked action never wins a max, finite so that it vanishes when
+/// multiplied by zero at the end of a campaign.
+const MASKED: f32 = -1e9;
+
+/// The masked max (or, with `chooser`, the value under `values` of the chooser's masked argmax)
+/// of each row.
+fn masked_bootstrap(values: &Array2<f32>, chooser: Option<&Array2<f32>>, masks: &[u16]) -> Vec<f32> {
+    values
+        .axis_iter(Axis(0))
+        .zip(masks)
+        .enumerate()
+        .map(|(row, (v, mask))| {
+            let mask = ActionMask(*mask);
+            let pick = match chooser {
+                Some(c) => argmax_by(mask.iter(), |a| f64::from(c[[row, a]])),
+                None => argmax_by(mask.iter(), |a| f64::from(v[a])),
+            };
+            pick.map_or(MASKED, |a| v[a])
+        })
+        .collect()
+}
+
+/// The file extension of DQN checkpoints (burn's burnpack).
+pub const CHECKPOINT_EXTENSION: &str = "bpk";
+
+/// One observation's dense vector as a one-row matrix.
+fn one_row(obs: &Observation) -> ArrayView2<'_, f32> {
+    let dense = obs.dense();
+    ArrayView2::from_shape((1, dense.len()), dense).expect("one row")
+}
+
+/// Sums of the training loss and of the mean Q of the actions taken, since the last read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Running {
+    loss: f64,
+    q: f64,
+    n: u64,
+}
+
+impl Running {
+    fn add(&mut self, loss: f32, q: f32) {
+        self.loss += f64::from(loss);
+        self.q += f64::from(q);
+        self.n += 1;
+    }
+
+    /// The means since the last read (NaN before the first gradient step), then starts over.
+    fn take(&mut self, epsilon: f64) -> Diagnostics {
+        let n = self.n as f64;
+        let d = Diagnostics {
+            td_loss: self.loss / n,
+            q_values: self.q / n,
+            epsilon,
+        };
+        *self = Self::default();
+        d
+    }
+}
+
+/// A DQN agent.
+pub struct Dqn {
+    config: DqnConfig,
+    dense_len: usize,
+    diagnostics: Running,
+    device: Device,
+    online: QNetwork,
+    optimizer: ModuleOptimizer,
+    acting: PlainMlp,
+    target: PlainMlp,
+    buffer: ReplayBuffer,
+    batch: Batch,
+    steps: u64,
+    updates: u64,
+    schedule: EpsilonSchedule,
+}
+
+impl Dqn {
+    /// A fresh agent for dense observations of `dense_len` entries and `n_actions` actions,
+    /// with weights drawn from `rng`, whose ε schedule spans `total_steps`.
+    pub fn new(config: DqnConfig, dense_len: usize, n_actions: usize, total_steps: u64, rng: &mut AgentRng) -> Self {
+        let device = Device::flex().autodiff();
+        let sizes: Vec<usize> = std::iter::once(dense_len)
+            .chain(config.hidden.iter().copied())
+            .chain(std::iter::once(n_actions))
+            .collect();
+        let online = QNetwork::new(&sizes, rng, &device);
+        let optimizer = AdamConfig::new()
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm)))
+            .init();
+        let acting = online.to_plain();
+        Self {
+            target: acting.clone(),
+            acting,
+            buffer: ReplayBuffer::new(config.buffer_size, dense_len),
+            batch: Batch::default(),
+            steps: 0,
+            updates: 0,
+            schedule: EpsilonSchedule::new(
+                config.epsilon_start,
+                config.epsilon_end,
+                config.epsilon_decay_fraction,
+                total_steps,
+            ),
+            online,
+            optimizer,
+            device,
+            dense_len,
+            diagnostics: Running::default(),
+            config,
+        }
+    }
+
+    /// ε at the current training step.
+    pub fn epsilon(&self) -> f64 {
+        self.schedule.at(self.steps)
+    }
+
+    /// Gradient steps taken so far.
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// Q-values of the acting copy for one observation.
+    pub fn q_values(&self, obs: &Observation) -> Vec<f32> {
+        self.acting.forward(one_row(obs)).into_raw_vec_and_offset().0
+    }
+
+    /// Q-values of the target copy for one observation.
+    pub fn target_q_values(&self, obs: &Observation) -> Vec<f32> {
+        self.target.forward(one_row(obs)).into_raw_vec_and_offset().0
+    }
+
+    /// Saves the online network with burn's recorder (burnpack).
+    pub fn save(&self, path: &Path) -> Result<(), burn::store::RecordError> {
+        self.online.clone().save_file(path)
+    }
+
+    /// Loads the online network saved by [`Self::save`]; acting and target copies follow it.
+    pub fn load(&mut self, path: &Path) -> Result<(), burn::store::RecordError> {
+        self.online = self.online.clone().try_load_file(path)?;
+        self.acting = self.online.to_plain();
+        self.target = self.acting.clone();
+        Ok(())
+    }
+
+    /// One gradient step on a sampled minibatch, in a fixed order: forward → target (no
+    /// grad) → loss → backward → optimiser step → acting-copy refresh → target sync.
+    pub fn gradient_step(&mut self, rng: &mut AgentRng) {
+        let (b, d, c) = (self.config.batch_size, self.dense_len, &self.config);
+        self.buffer.sample(b, rng, &mut self.batch);
+        // Forward: Q(s, a) of the actions taken.
+        let obs = Tensor::<2>::from_data(TensorData::new(self.batch.obs.clone(), [b, d]), &self.device);
+        let actions = Tensor::<2, Int>::from_data(TensorData::new(self.batch.actions.clone(), [b, 1]), &self.device);
+        let q = self.online.forward(obs).gather(1, actions).reshape([b]);
+        let q_mean = q.clone().detach().mean().into_scalar();
+        // Target, without gradients, on the plain copies.
+        let next = ArrayView2::from_shape((b, d), &self.batch.next_obs).expect("batch shape");
+        let target_values = self.target.forward(next);
+        let chooser = c.double_dqn.then(|| self.acting.forward(next));
+        let bootstrap = masked_bootstrap(&target_values, chooser.as_ref(), &self.batch.next_masks);
+        let y: Vec<f32> = (0..b)
+            .map(|i| {
+                let r = self.batch.rewards[i] * c.reward_scale;
+                r + c.gamma as f32 * (1.0 - self.batch.terminated[i]) * bootstrap[i]
+            })
+            .collect();
+        let y = Tensor::<1>::from_data(TensorData::new(y, [b]), &self.device);
+        // Loss, backward, optimiser step.
+        let loss = HuberLossConfig::new(c.huber_delta)
+            .init()
+            .forward(q, y, Reduction::Mean);
+        self.diagnostics.add(loss.clone().detach().into_scalar(), q_mean);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.online);
+        self.online = self.optimizer.step(c.learning_rate, self.online.clone(), grads);
+        self.acting = self.online.to_plain();
+        // Target sync.
+        self.updates += 1;
+        if c.tau < 1.0 {
+            self.target.blend(&self.acting, c.tau as f32);
+        } else if self.updates.is_multiple_of(c.target_update_interval) {
+            self.target = self.acting.clone();
+        }
+    }
+}
+
+impl Agent for Dqn {
+    fn act(&mut self, obs: &Observation, rng: &mut AgentRng) -> usize {
+        let (schedule, steps) = (self.schedule, self.steps);
+        schedule.act(steps, obs, rng, || {
+            let q = self.q_values(obs);
+            argmax_by(obs.mask.iter(), |a| f64::from(q[a])).expect("a valid action")
+        })
+    }
+
+    fn act_greedy(&mut self, obs: &Observation, _rng: &mut AgentRng) -> usize {
+        let q = self.q_values(obs);
+        argmax_by(obs.mask.iter(), |a| f64::from(q[a])).expect("a valid action")
+    }
+
+    fn diagnostics(&mut self) -> Option<Diagnostics> {
+        Some(self.diagnostics.take(self.epsilon()))
+    }
+
+    fn checkpoint_extension(&self) -> Option<&'static str> {
+        Some(CHECKPOINT_EXTENSION)
+    }
+
+    fn save(&self, path: &Path) -> Result<(), AgentError> {
+        Dqn::save(self, path).map_err(|e| AgentError::Save {
+            path: path.to_owned(),
+            source: e.into(),
+        })
+    }
+
+    fn observe(&mut self, t: &Transition, rng: &mut AgentRng) {
+        self.steps += 1;
+        self.buffer.push(
+            t.obs.dense(),
+            t.action,
+            t.reward as f32,
+            t.next_obs.dense(),
+            t.terminated,
+            t.next_obs.mask.0,
+        );
+        if self.steps >= self.config.learning_starts && self.steps.is_multiple_of(self.config.train_freq) {
+            for _ in 0..self.config.gradient_steps {
+                self.gradient_step(rng);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use contract_rl_core::agents::MyopicOracle;
+    use contract_rl_core::env::{ContractChoiceEnv, EnvConfig, EnvModel, Split};
+    use contract_rl_core::experiment::{Mode, evaluate, play_episode};
+    use contract_rl_core::source::{Generator, generate_records};
+    use rand::SeedableRng;
+
+    /// Two contracts; women almost always take `a`, men `b`: one clearly best action per state.
+    fn trivial_model() -> Arc<EnvModel> {
+        let config: EnvConfig = toml::from_str(
+            r#"
+            name = "trivial"
+            version = 1
+            episode_len = 10
+            test_fraction = 0.2
+            [standardise]
+            age_mean_years = 53.0
+            age_std_years = 16.0
+            seniority_mean_years = 13.5
+            seniority_std_years = 6.0
+            tz_offset_scale_hours = 6.0
+            [regions]
+            all = ["AU","BR","CA","CH","DE","DK","ES","FI","FR","GB","IE","IN","IR","MX","NL","NO","NZ","RS","TR","UA","US"]
+            [state]
+            age_edges_years = []
+            seniority_edges_years = []
+            quota_remaining_edges = []
+            progress_edges = []
+            [[contracts]]
+            name = "a"
+            margin = 100.0
+            offer_cost = 0.0
+            response = { bias = -3.0, coefficients = { female = 6.0 } }
+            [[contracts]]
+            name = "b"
+            margin = 100.0
+            offer_cost = 0.0
+            response = { bias = 3.0, coefficients = { female = -6.0 } }
+            "#,
+        )
+        .unwrap();
+        config.validate(Path::new("trivial.toml")).unwrap();
+        let (records, _) = generate_records(&Generator::new("dqn", &[]).unwrap(), 2000);
+        Arc::new(EnvModel::build(config, &records).unwrap())
+    }
+
+    fn small_config() -> DqnConfig {
+        DqnConfig {
+            hidden: vec![16],
+            learning_starts: 200,
+            target_update_interval: 50,
+            epsilon_decay_fraction: 0.5,
+            ..DqnConfig::default()
+        }
+    }
+
+    fn train(model: &Arc<EnvModel>, config: DqnConfig, seed: u64, episodes: u64) -> Dqn {
+        let mut rng = AgentRng::seed_from_u64(seed);
+        let mut agent = Dqn::new(
+            config,
+            model.dense_len(),
+            model.n_actions(),
+            episodes * model.episode_len() as u64,
+            &mut rng,
+        );
+        let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Train, seed);
+        for _ in 0..episodes {
+            play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train);
+        }
+        agent
+    }
+
+    #[test]
+    fn it_learns_the_best_action_of_each_state() {
+        let model = trivial_model();
+        let mut agent = train(&model, small_config(), 1, 400);
+        let mut rng = AgentRng::seed_from_u64(0);
+        let mut oracle = MyopicOracle::new(Arc::clone(&model));
+        let learned: f64 = evaluate(&model, &mut agent, &mut rng, 20, 5)
+            .iter()
+            .map(|s| s.expected_return)
+            .sum();
+        let best: f64 = evaluate(&model, &mut oracle, &mut rng, 20, 5)
+            .iter()
+            .map(|s| s.expected_return)
+            .sum();
+        assert!(learned >= 0.97 * best, "dqn {learned:.1} vs best {best:.1}");
+    }
+
+    #[test]
+    fn masked_actions_are_never_chosen() {
+        let model = trivial_model();
+        let mut agent = train(&model, small_config(), 2, 30);
+        let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 3);
+        let (mut obs, _) = env.reset(None);
+        let mut rng = AgentRng::seed_from_u64(3);
+        for i in 0..2000 {
+            // Forbid each action in turn: only the other may come out, exploring or not.
+            let forbidden = i % 2;
+            obs.mask = ActionMask(1 << (1 - forbidden));
+            assert_ne!(agent.act(&obs, &mut rng), forbidden);
+            assert_ne!(agent.act_greedy(&obs, &mut rng), forbidden);
+            obs = env.reset(None).0;
+        }
+    }
+
+    #[test]
+    fn the_bootstrap_ignores_masked_actions() {
+        let values = Array2::from_shape_vec((2, 3), vec![1.0, 9.0, 2.0, 5.0, 4.0, 3.0]).unwrap();
+        assert_eq!(masked_bootstrap(&values, None, &[0b101, 0b110]), vec![2.0, 4.0]);
+        let chooser = Array2::from_shape_vec((2, 3), vec![0.0, 0.0, 1.0, 0.0, 0.0, 7.0]).unwrap();
+        assert_eq!(
+            masked_bootstrap(&values, Some(&chooser), &[0b011, 0b110]),
+            vec![1.0, 3.0]
+        );
+    }
+
+    #[test]
+    fn the_target_network_changes_only_at_its_update_points() {
+        let model = trivial_model();
+        let config = DqnConfig {
+            target_update_interval: 5,
+            ..small_config()
+        };
+        let mut agent = train(&model, config, 4, 25);
+        let obs = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 0).reset(None).0;
+        let mut rng = AgentRng::seed_from_u64(9);
+        // Learn until just after an update point, then check the next four steps leave it alone.
+        while !agent.updates().is_multiple_of(5) {
+            agent.gradient_step(&mut rng);
+        }
+        let synced = agent.target_q_values(&obs);
+        assert_eq!(
+            synced,
+            agent.q_values(&obs),
+            "the target equals the online network after a sync"
+        );
+        for _ in 0..4 {
+            agent.gradient_step(&mut rng);
+            assert_eq!(agent.target_q_values(&obs), synced, "no change between update points");
+        }
+        assert_ne!(agent.q_values(&obs), synced, "the online network moved");
+        agent.gradient_step(&mut rng);
+        assert_eq!(
+            agent.target_q_values(&obs),
+            agent.q_values(&obs),
+            "synced again at the update point"
+        );
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_agent_even_on_concurrent_threads() {
+        let model = trivial_model();
+        let runs: Vec<Vec<Vec<u32>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let model = Arc::clone(&model);
+                    s.spawn(move || {
+                        let agent = train(&model, small_config(), 7, 60);
+                        let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 1);
+                        (0..50)
+                            .map(|_| agent.q_values(&env.reset(None).0).iter().map(|q| q.to_bits()).collect())
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(runs[0], runs[1]);
+    }
+
+    #[test]
+    fn a_loaded_checkpoint_takes_the_same_greedy_actions() {
+        let model = trivial_model();
+        let mut trained = train(&model, small_config(), 5, 60);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dqn.bpk");
+        trained.save(&path).unwrap();
+        let mut loaded = Dqn::new(
+            small_config(),
+            model.dense_len(),
+            model.n_actions(),
+            1,
+            &mut AgentRng::seed_from_u64(99),
+        );
+        let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 2);
+        let observations: Vec<Observation> = (0..100).map(|_| env.reset(None).0).collect();
+        assert_ne!(
+            observations.iter().map(|o| loaded.q_values(o)).collect::<Vec<_>>(),
+            observations.iter().map(|o| trained.q_values(o)).collect::<Vec<_>>(),
+            "a fresh network differs before loading"
+        );
+        loaded.load(&path).unwrap();
+        let mut rng = AgentRng::seed_from_u64(0);
+        for o in &observations {
+            assert_eq!(loaded.q_values(o), trained.q_values(o));
+            assert_eq!(loaded.act_greedy(o, &mut rng), trained.act_greedy(o, &mut rng));
+        }
+    }
+}

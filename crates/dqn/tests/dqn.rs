@@ -1,0 +1,118 @@
+//! DQN through the runner: a saved network is evaluated exactly as it was trained, a missing,
+//! corrupt or mismatched checkpoint stops the experiment before any run starts, and training
+//! records its diagnostics.
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use contract_rl_core::experiment::{Experiment, ExperimentError, RunOptions};
+use contract_rl_dqn::DqnAgents;
+use toml::Value;
+
+/// An edited quickstart on the sample's users, with one DQN of `fields`, 1 seed, 40 campaigns.
+fn experiment(dir: &Path, fields: &[(&str, Value)]) -> Result<Experiment, ExperimentError> {
+    let path = support::experiment_file(dir, |t| {
+        support::shrink(t, &[1], 40, 40, 5);
+        let mut all = vec![
+            ("hidden", Value::Array(vec![Value::Integer(16)])),
+            ("learning_starts", Value::Integer(500)),
+        ];
+        all.extend(fields.iter().cloned());
+        t.insert("agents".into(), support::one_agent("dqn", &all));
+        let mut diagnostics = toml::Table::new();
+        diagnostics.insert("every_steps".into(), Value::Integer(1_000));
+        t.insert("diagnostics".into(), Value::Table(diagnostics));
+    });
+    let (config, env) = Experiment::load_config(&path)?;
+    Experiment::new(&path, config, env, &support::sample_records(), &DqnAgents)
+}
+
+/// Trains the small DQN once and returns its checkpoint (in `dir`) with the run's results.
+fn trained(dir: &Path) -> (PathBuf, contract_rl_core::experiment::Results) {
+    let experiment = experiment(dir, &[]).unwrap();
+    let options = RunOptions {
+        checkpoints: Some(dir.join("checkpoints")),
+    };
+    let results = experiment.run(&DqnAgents, &options, &|_| {}).unwrap();
+    (dir.join("checkpoints/dqn-seed1.bpk"), results)
+}
+
+fn checkpoint(path: &Path) -> [(&'static str, Value); 2] {
+    [
+        ("name", "dqn-saved".into()),
+        ("checkpoint", Value::String(path.display().to_string())),
+    ]
+}
+
+#[test]
+fn a_saved_dqn_is_evaluated_exactly_as_it_was_trained() {
+    let dir = tempfile::tempdir().unwrap();
+    let (saved, trained) = trained(dir.path());
+    assert!(saved.is_file());
+    let eval_dir = tempfile::tempdir().unwrap();
+    let experiment = experiment(eval_dir.path(), &checkpoint(&saved)).unwrap();
+    let evaluated = experiment.run(&DqnAgents, &RunOptions::default(), &|_| {}).unwrap();
+    let run = &evaluated.runs[0];
+    assert!(run.episodes.is_empty(), "a loaded agent is evaluated, not trained");
+    assert_eq!(run.evals.len(), 1);
+    assert_eq!(run.evals[0].campaigns, trained.runs[0].evals.last().unwrap().campaigns);
+}
+
+#[test]
+fn training_records_loss_q_values_and_epsilon() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, results) = trained(dir.path());
+    let metrics = &results.runs[0].metrics;
+    // 4,000 steps, a record every 1,000; learning starts at 500.
+    assert_eq!(metrics.len(), 4);
+    for m in metrics {
+        let d = m.diagnostics;
+        assert!(d.td_loss.is_finite() && d.td_loss >= 0.0, "{d:?}");
+        assert!(d.q_values.is_finite(), "{d:?}");
+    }
+    assert!(metrics[3].diagnostics.epsilon < metrics[0].diagnostics.epsilon);
+}
+
+/// The error of an experiment whose DQN loads `path`; it must come before any run.
+fn checkpoint_error(path: &Path, fields: &[(&str, Value)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = checkpoint(path).to_vec();
+    all.extend(fields.iter().cloned());
+    match experiment(dir.path(), &all) {
+        Err(e @ ExperimentError::Agent { .. }) => {
+            assert!(e.is_bad_input());
+            e.to_string()
+        }
+        other => panic!("expected the checkpoint to be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_checkpoint_stops_the_experiment_before_work() {
+    let message = checkpoint_error(Path::new("/nowhere/dqn.bpk"), &[]);
+    assert!(
+        message.contains("agents[0]") && message.contains("/nowhere/dqn.bpk"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_corrupt_checkpoint_stops_the_experiment_before_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (saved, _) = trained(dir.path());
+    let mut bytes = std::fs::read(&saved).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&saved, bytes).unwrap();
+    let message = checkpoint_error(&saved, &[]);
+    assert!(message.contains("dqn-seed1.bpk"), "{message}");
+}
+
+#[test]
+fn a_checkpoint_of_another_shape_stops_the_experiment_before_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (saved, _) = trained(dir.path());
+    let message = checkpoint_error(&saved, &[("hidden", Value::Array(vec![Value::Integer(32)]))]);
+    assert!(message.contains("dqn-seed1.bpk"), "{message}");
+}

@@ -1,0 +1,304 @@
+//! Experiments on disk: loading an experiment file with its env and snapshot
+//! ([`LoadedExperiment`]), and its results folder: `manifest.json`, `episodes.parquet`,
+//! `evals.parquet`, `metrics.parquet`, `summary.md` and `summary.parquet`.
+//!
+//! `episodes`, `evals` and `summary` hold only what the runs computed (no timings, no dates),
+//! so the same config gives byte-identical tables; timings and dates go to the manifest, and
+//! `metrics.parquet` carries steps per second beside the learners' diagnostics.
+
+use std::path::{Path, PathBuf};
+
+use contract_rl_core::agents::AgentFactory;
+use contract_rl_core::experiment::{
+    Experiment, ExperimentConfig, ExperimentError, Results, acceptance_rate, mean, offer_mix,
+};
+use contract_rl_core::report::{AgentSummary, Summary};
+use polars::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::snapshot::{self, SnapshotError, SnapshotManifest};
+use crate::table::{self, TableError};
+
+/// Why an experiment could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The experiment, its env file or an agent is invalid.
+    #[error(transparent)]
+    Experiment(#[from] ExperimentError),
+    /// The snapshot is missing or corrupted.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+/// Why the results folder could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// A Parquet table could not be written.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// A text file could not be written.
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The build that ran an experiment, for the manifest.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Build {
+    /// The workbench's version.
+    pub version: &'static str,
+    /// The git commit the binary was built from, when it was built from a checkout.
+    pub commit: Option<&'static str>,
+}
+
+/// An experiment loaded from its file, with the manifest of the snapshot it replays.
+#[derive(Debug)]
+pub struct LoadedExperiment {
+    pub experiment: Experiment,
+    pub snapshot: SnapshotManifest,
+}
+
+impl LoadedExperiment {
+    /// Reads the experiment file, its env file and its snapshot (or `snapshot` instead), and
+    /// checks all of them and every agent (with `factory`) before any work.
+    pub fn load(path: &Path, snapshot: Option<&Path>, factory: &dyn AgentFactory) -> Result<Self, LoadError> {
+        let (mut config, env): (ExperimentConfig, _) = Experiment::load_config(path).map_err(ExperimentError::from)?;
+        if let Some(snapshot) = snapshot {
+            config.snapshot = snapshot.to_owned();
+        }
+        let snap = snapshot::read(&config.snapshot)?;
+        let experiment = Experiment::new(path, config, env, &snap.records, factory)?;
+        Ok(Self {
+            experiment,
+            snapshot: snap.manifest,
+        })
+    }
+}
+
+/// `manifest.json`: what was run, on what, by which build, when, and how fast.
+#[derive(Debug, Serialize)]
+struct Manifest<'a> {
+    experiment: &'a str,
+    /// SHA-256 of the resolved experiment and env configs (as JSON).
+    config_sha256: String,
+    config: &'a ExperimentConfig,
+    env: &'a contract_rl_core::env::EnvConfig,
+    snapshot: SnapshotRef<'a>,
+    build: Build,
+    seeds: &'a [u64],
+    started_at: chrono::DateTime<chrono::Utc>,
+    finished_at: chrono::DateTime<chrono::Utc>,
+    runs: Vec<RunTiming<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct SnapshotRef<'a> {
+    path: String,
+    sha256: &'a str,
+    rows: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct RunTiming<'a> {
+    agent: &'a str,
+    seed: u64,
+    train_steps: u64,
+    seconds: f64,
+    /// `train/steps_per_sec`: training env steps per second, evaluation time included.
+    train_steps_per_sec: f64,
+}
+
+impl LoadedExperiment {
+    /// Writes the results folder at `out` and returns the summary.
+    pub fn write_results(&self, out: &Path, results: &Results, build: Build) -> Result<Summary, ResultsError> {
+        let summary = self.experiment.summary(results);
+        table::write(&out.join("episodes.parquet"), &mut episodes_frame(results))?;
+        table::write(&out.join("evals.parquet"), &mut self.evals_frame(results))?;
+        table::write(&out.join("metrics.parquet"), &mut metrics_frame(results))?;
+        table::write(
+            &out.join("summary.parquet"),
+            &mut summary_frame(&summary).expect("equal-length columns"),
+        )?;
+        write_text(&out.join("summary.md"), &summary.markdown())?;
+        let manifest = self.manifest(results, build);
+        write_text(
+            &out.join("manifest.json"),
+            &(serde_json::to_string_pretty(&manifest).expect("manifest serialises") + "\n"),
+        )?;
+        Ok(summary)
+    }
+
+    fn manifest<'a>(&'a self, results: &'a Results, build: Build) -> Manifest<'a> {
+        let config = self.experiment.config();
+        let env = self.experiment.model().config();
+        let resolved = serde_json::json!({ "experiment": config, "env": env });
+        Manifest {
+            experiment: &config.name,
+            config_sha256: table::hex(&Sha256::digest(resolved.to_string().as_bytes())),
+            config,
+            env,
+            snapshot: SnapshotRef {
+                path: config.snapshot.display().to_string(),
+                sha256: &self.snapshot.sha256,
+                rows: self.snapshot.rows,
+            },
+            build,
+            seeds: &config.seeds,
+            started_at: results.started_at,
+            finished_at: results.finished_at,
+            runs: results
+                .runs
+                .iter()
+                .map(|r| RunTiming {
+                    agent: &r.agent,
+                    seed: r.seed,
+                    train_steps: r.train_steps,
+                    seconds: r.seconds,
+                    train_steps_per_sec: r.train_steps as f64 / r.seconds,
+                })
+                .collect(),
+        }
+    }
+
+    /// `evals.parquet`: one row per evaluation point of each run.
+    fn evals_frame(&self, results: &Results) -> DataFrame {
+        let (myopic, hindsight) = self.experiment.reference_means();
+        let points: Vec<_> = results
+            .runs
+            .iter()
+            .flat_map(|r| r.evals.iter().map(move |e| (r, e)))
+            .collect();
+        let expected: Vec<f64> = points
+            .iter()
+            .map(|(_, e)| mean(e.campaigns.iter().map(|c| c.expected_return)))
+            .collect();
+        let mut columns = vec![
+            Column::new(
+                "agent".into(),
+                points.iter().map(|(r, _)| r.agent.clone()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "seed".into(),
+                points.iter().map(|(r, _)| r.seed as i64).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "episode".into(),
+                points.iter().map(|(_, e)| e.episode as i64).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "step".into(),
+                points.iter().map(|(_, e)| e.step as i64).collect::<Vec<_>>(),
+            ),
+            Column::new("expected_return".into(), expected.clone()),
+            Column::new(
+                "return".into(),
+                points
+                    .iter()
+                    .map(|(_, e)| mean(e.campaigns.iter().map(|c| c.return_)))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new("myopic_oracle_expected_return".into(), vec![myopic; points.len()]),
+            Column::new("hindsight_expected_return".into(), vec![hindsight; points.len()]),
+            Column::new(
+                "regret".into(),
+                expected.iter().map(|x| hindsight - x).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "acceptance_rate".into(),
+                points
+                    .iter()
+                    .map(|(_, e)| acceptance_rate(&e.campaigns))
+                    .collect::<Vec<_>>(),
+            ),
+        ];
+        let mixes: Vec<Vec<f64>> = points
+            .iter()
+            .map(|(_, e)| offer_mix(&e.campaigns, self.experiment.model().n_actions()))
+            .collect();
+        for (a, contract) in self.experiment.model().config().contracts.iter().enumerate() {
+            let share: Vec<f64> = mixes.iter().map(|m| m[a]).collect();
+            columns.push(Column::new(format!("mix_{}", contract.name).into(), share));
+        }
+        DataFrame::new_infer_height(columns).expect("equal-length columns")
+    }
+}
+
+/// `episodes.parquet`: one row per training campaign.
+fn episodes_frame(results: &Results) -> DataFrame {
+    let mut rows = Vec::new();
+    for run in &results.runs {
+        let mut step = 0i64;
+        for (i, e) in run.episodes.iter().enumerate() {
+            step += i64::from(e.length);
+            rows.push((run, i as i64 + 1, step, e));
+        }
+    }
+    df!(
+        "agent" => rows.iter().map(|(r, ..)| r.agent.clone()).collect::<Vec<_>>(),
+        "seed" => rows.iter().map(|(r, ..)| r.seed as i64).collect::<Vec<_>>(),
+        "episode" => rows.iter().map(|(_, i, ..)| *i).collect::<Vec<_>>(),
+        "step" => rows.iter().map(|(_, _, step, _)| *step).collect::<Vec<_>>(),
+        "return" => rows.iter().map(|(.., e)| e.return_).collect::<Vec<_>>(),
+        "expected_return" => rows.iter().map(|(.., e)| e.expected_return).collect::<Vec<_>>(),
+        "length" => rows.iter().map(|(.., e)| i64::from(e.length)).collect::<Vec<_>>(),
+        "acceptance_rate" => rows.iter().map(|(.., e)| f64::from(e.accepted) / f64::from(e.length)).collect::<Vec<_>>(),
+    )
+    .expect("equal-length columns")
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), ResultsError> {
+    std::fs::write(path, text).map_err(|source| ResultsError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `summary.parquet`: one row per agent.
+fn summary_frame(summary: &Summary) -> PolarsResult<DataFrame> {
+    let col = |f: fn(&AgentSummary) -> f64| summary.agents.iter().map(f).collect::<Vec<f64>>();
+    let mut frame = df!(
+        "agent" => summary.agents.iter().map(|a| a.agent.clone()).collect::<Vec<_>>(),
+        "runs" => summary.agents.iter().map(|a| a.runs as i64).collect::<Vec<_>>(),
+        "iqm_expected_return" => col(|a| a.iqm_expected_return),
+        "ci95_low" => col(|a| a.ci_low),
+        "ci95_high" => col(|a| a.ci_high),
+        "pct_of_myopic_oracle" => col(|a| a.pct_of_myopic_oracle),
+        "iqm_regret" => col(|a| a.iqm_regret),
+        "mean_acceptance_rate" => col(|a| a.mean_acceptance_rate),
+        "myopic_oracle_expected_return" => vec![summary.myopic_oracle_expected_return; summary.agents.len()],
+        "hindsight_expected_return" => vec![summary.hindsight_expected_return; summary.agents.len()],
+    )?;
+    for (c, name) in summary.contracts.iter().enumerate() {
+        frame.with_column(Column::new(
+            format!("mix_{name}").into(),
+            summary.agents.iter().map(|a| a.mix[c]).collect::<Vec<f64>>(),
+        ))?;
+    }
+    Ok(frame)
+}
+
+/// `metrics.parquet`: one row per (run, record, metric), with CleanRL's metric names.
+fn metrics_frame(results: &Results) -> DataFrame {
+    let mut rows: Vec<(&str, u64, u64, &str, f64)> = Vec::new();
+    for run in &results.runs {
+        for m in &run.metrics {
+            let d = &m.diagnostics;
+            for (name, value) in [
+                ("losses/td_loss", d.td_loss),
+                ("losses/q_values", d.q_values),
+                ("charts/epsilon", d.epsilon),
+                ("charts/SPS", m.steps_per_sec),
+            ] {
+                rows.push((&run.agent, run.seed, m.step, name, value));
+            }
+        }
+    }
+    df!(
+        "agent" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "seed" => rows.iter().map(|r| r.1 as i64).collect::<Vec<_>>(),
+        "step" => rows.iter().map(|r| r.2 as i64).collect::<Vec<_>>(),
+        "metric" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        "value" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+    )
+    .expect("equal-length columns")
+}

@@ -1,0 +1,176 @@
+//! Experiments through files: the same config gives byte-identical tables, the results folder
+//! holds every promised table and column (including `metrics.parquet`), the quickstart's
+//! promise holds, and bad snapshots stop the run before any work.
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+
+use contract_rl_core::agents::CoreAgents;
+use contract_rl_core::experiment::RunOptions;
+use contract_rl_parquet::{Build, LoadedExperiment, table};
+use toml::Value;
+
+const BUILD: Build = Build {
+    version: "test",
+    commit: Some("0123456789abcdef"),
+};
+
+/// A small version of the quickstart: two seeds, a short budget.
+fn small_experiment(dir: &Path) -> LoadedExperiment {
+    let path = support::experiment_file(dir, |t| support::shrink(t, &[3, 4], 300, 100, 5));
+    LoadedExperiment::load(&path, None, &CoreAgents).unwrap()
+}
+
+fn run_into(loaded: &LoadedExperiment, out: &Path) {
+    let results = loaded
+        .experiment
+        .run(&CoreAgents, &RunOptions::default(), &|_| {})
+        .unwrap();
+    loaded.write_results(out, &results, BUILD).unwrap();
+}
+
+#[test]
+fn the_same_config_gives_byte_identical_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = small_experiment(dir.path());
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    // Runs go in parallel on rayon's pool, so scheduling differs between the two.
+    run_into(&loaded, &a);
+    run_into(&loaded, &b);
+    for file in ["episodes.parquet", "evals.parquet", "summary.parquet", "summary.md"] {
+        let (x, y) = (
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+        );
+        assert!(x == y, "{file} differs between two runs of the same config");
+    }
+}
+
+#[test]
+fn the_results_folder_holds_every_table_with_the_promised_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    run_into(&small_experiment(dir.path()), &out);
+
+    let evals = table::read(&out.join("evals.parquet")).unwrap();
+    let schema = evals.schema();
+    for (column, dtype) in [
+        ("agent", "str"),
+        ("seed", "i64"),
+        ("step", "i64"),
+        ("expected_return", "f64"),
+        ("myopic_oracle_expected_return", "f64"),
+        ("hindsight_expected_return", "f64"),
+        ("regret", "f64"),
+        ("acceptance_rate", "f64"),
+        ("mix_premium", "f64"),
+    ] {
+        assert_eq!(
+            schema.get(column).map(|d| d.to_string()),
+            Some(dtype.to_owned()),
+            "{column}"
+        );
+    }
+    // 5 agents x 2 seeds; q_learning is evaluated at 0, 100, 200, 300 episodes, the others once.
+    assert_eq!(evals.height(), 4 * 2 + 4 * 2);
+    let regret = evals.column("regret").unwrap().f64().unwrap();
+    assert!(
+        regret.iter().all(|r| r.unwrap() >= -1e-9),
+        "nothing beats the hindsight optimum"
+    );
+
+    let episodes = table::read(&out.join("episodes.parquet")).unwrap();
+    assert_eq!(episodes.height(), 300 * 2, "only the learner trains");
+    assert_eq!(table::read(&out.join("summary.parquet")).unwrap().height(), 5);
+
+    // 30,000 steps per run, a record every 10,000 (the default): 3 records of 4 metrics, 2 seeds.
+    let metrics = table::read(&out.join("metrics.parquet")).unwrap();
+    assert_eq!(metrics.height(), 3 * 4 * 2);
+    let names: std::collections::BTreeSet<String> = metrics
+        .column("metric")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|m| m.unwrap().to_owned())
+        .collect();
+    let expected = ["charts/SPS", "charts/epsilon", "losses/q_values", "losses/td_loss"];
+    assert_eq!(names, expected.iter().map(|s| s.to_string()).collect());
+    let agents = metrics.column("agent").unwrap().str().unwrap();
+    assert!(agents.iter().all(|a| a == Some("q_learning")));
+    let values = metrics.column("value").unwrap().f64().unwrap();
+    assert!(values.iter().all(|v| v.unwrap().is_finite()));
+
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["seeds"], serde_json::json!([3, 4]));
+    assert_eq!(manifest["snapshot"]["rows"], 20_000);
+    assert_eq!(manifest["build"]["commit"], "0123456789abcdef");
+    assert_eq!(manifest["runs"].as_array().unwrap().len(), 10);
+    assert!(manifest["runs"][8]["train_steps_per_sec"].as_f64().unwrap() > 0.0);
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("Probability of improvement"));
+}
+
+#[test]
+fn quickstart_q_learning_reaches_ninety_percent_of_the_myopic_oracle() {
+    let loaded = LoadedExperiment::load(&support::repo("experiments/quickstart.toml"), None, &CoreAgents).unwrap();
+    let experiment = &loaded.experiment;
+    let summary = experiment.summary(&experiment.run(&CoreAgents, &RunOptions::default(), &|_| {}).unwrap());
+    let q = summary.agent("q_learning").unwrap();
+    let random = summary.agent("random").unwrap();
+    let single = summary.agent("best_single").unwrap();
+    assert!(q.pct_of_myopic_oracle >= 90.0, "{}", summary.table());
+    assert!(
+        q.ci_low > random.ci_high && q.ci_low > single.ci_high,
+        "{}",
+        summary.table()
+    );
+    assert_eq!(q.runs, 10);
+}
+
+fn load_error(dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> String {
+    let path = support::experiment_file(dir, edit);
+    LoadedExperiment::load(&path, None, &CoreAgents)
+        .expect_err("the edited experiment must be refused")
+        .to_string()
+}
+
+#[test]
+fn a_missing_snapshot_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = load_error(dir.path(), |t| {
+        t.insert("snapshot".into(), Value::String("/nonexistent/users.parquet".into()));
+    });
+    assert!(message.contains("/nonexistent/users.manifest.json"), "{message}");
+}
+
+#[test]
+fn a_corrupted_snapshot_is_refused_by_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("users.parquet");
+    let mut bytes = std::fs::read(support::sample_snapshot()).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x5A;
+    std::fs::write(&copy, bytes).unwrap();
+    std::fs::copy(
+        support::repo("data/snapshots/sample.manifest.json"),
+        dir.path().join("users.manifest.json"),
+    )
+    .unwrap();
+    let message = load_error(dir.path(), |t| {
+        t.insert("snapshot".into(), Value::String(copy.display().to_string()));
+    });
+    assert!(
+        message.contains("users.parquet") && message.contains("SHA-256"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_sample_snapshot_holds_exactly_the_generated_users() {
+    let snapshot = contract_rl_parquet::snapshot::read(&support::sample_snapshot()).unwrap();
+    assert_eq!(snapshot.records, support::sample_records());
+}

@@ -1,0 +1,312 @@
+//! Cassandra: the `users` table, idempotent upserts by `user_id`, and parallel scans over
+//! token ranges (for snapshots and row counts). Every query is a prepared statement.
+
+use std::path::Path;
+
+use chrono::DateTime;
+use contract_rl_core::record::UserRecord;
+use contract_rl_core::schema::{COLUMNS, ColumnType, Field};
+use futures::{StreamExt, TryStreamExt, stream};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::cluster::metadata::ColumnType as CqlType;
+use scylla::serialize::SerializationError;
+use scylla::serialize::value::SerializeValue;
+use scylla::serialize::writers::{CellWriter, WrittenCellProof};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlValue, Row};
+
+use crate::{PipelineConfig, PipelineError};
+use contract_rl_parquet::snapshot::{self, Producer, SnapshotManifest};
+
+/// The CQL type of a schema column.
+fn cql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Uuid => "uuid",
+        ColumnType::Text => "text",
+        ColumnType::Timestamp => "timestamp",
+        ColumnType::Int => "int",
+        ColumnType::BigInt => "bigint",
+        ColumnType::Double => "double",
+    }
+}
+
+/// One value of a record, bound to a prepared statement as its column's CQL type.
+struct Cell<'a>(Field<'a>);
+
+impl SerializeValue for Cell<'_> {
+    fn serialize<'b>(&self, typ: &CqlType, writer: CellWriter<'b>) -> Result<WrittenCellProof<'b>, SerializationError> {
+        match &self.0 {
+            Field::Uuid(v) => v.serialize(typ, writer),
+            Field::Text(v) => v.as_ref().serialize(typ, writer),
+            Field::Timestamp(v) => v.serialize(typ, writer),
+            Field::Int(v) => v.serialize(typ, writer),
+            Field::BigInt(v) => v.serialize(typ, writer),
+            Field::Double(v) => v.serialize(typ, writer),
+            Field::Null => Ok(writer.set_null()),
+        }
+    }
+}
+
+/// A row read back, as a record.
+fn record_of(row: Row) -> Result<UserRecord, String> {
+    let fields = row.columns.into_iter().map(|value| match value {
+        None => Field::Null,
+        Some(CqlValue::Uuid(v)) => Field::Uuid(v),
+        Some(CqlValue::Text(v)) => Field::Text(v.into()),
+        Some(CqlValue::Timestamp(v)) => DateTime::from_timestamp_millis(v.0).map_or(Field::Null, Field::Timestamp),
+        Some(CqlValue::Int(v)) => Field::Int(v),
+        Some(CqlValue::BigInt(v)) => Field::BigInt(v),
+        Some(CqlValue::Double(v)) => Field::Double(v),
+        Some(other) => Field::Text(format!("{other:?}").into()),
+    });
+    UserRecord::from_fields(fields).map_err(|e| e.to_string())
+}
+
+/// Token ranges a scan is split into.
+const SCAN_RANGES: i64 = 32;
+
+/// Token ranges scanned at once.
+const SCAN_PARALLELISM: usize = 4;
+
+/// A connection to the `users` table with its prepared statements.
+pub struct Store {
+    session: Session,
+    nodes: String,
+    insert: PreparedStatement,
+    scan: PreparedStatement,
+    count: PreparedStatement,
+}
+
+/// Whether connecting may create what is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Create the keyspace and table if missing (`ingest`, `sink`, `pipeline`).
+    Create,
+    /// Use them as they are; a missing keyspace or table is an error and nothing is created.
+    Existing,
+}
+
+impl Store {
+    /// Connects (with `CASSANDRA_USERNAME`/`CASSANDRA_PASSWORD` from the environment if set),
+    /// creates the keyspace and table if missing and `schema` allows it, and prepares the
+    /// statements.
+    pub async fn connect(config: &PipelineConfig, schema: Schema) -> Result<Self, PipelineError> {
+        config.validate()?;
+        let nodes = config.cassandra_nodes.join(",");
+        let error = |context: &'static str| {
+            let nodes = nodes.clone();
+            move |e: Box<dyn std::error::Error + Send + Sync>| PipelineError::Cassandra {
+                nodes: nodes.clone(),
+                context,
+                source: e,
+            }
+        };
+        let mut builder = SessionBuilder::new()
+            .known_nodes(&config.cassandra_nodes)
+            .connection_timeout(config.request_timeout);
+        if let (Ok(user), Ok(password)) = (std::env::var("CASSANDRA_USERNAME"), std::env::var("CASSANDRA_PASSWORD")) {
+            builder = builder.user(user, password);
+        }
+        let session = builder.build().await.map_err(|e| error("connecting")(e.into()))?;
+        let ks = &config.keyspace;
+        match schema {
+            Schema::Create => {
+                let ddl = [
+                    format!(
+                        "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': {}}}",
+                        config.replication_factor
+                    ),
+                    format!(
+                        "CREATE TABLE IF NOT EXISTS {ks}.users ({}, PRIMARY KEY (user_id))",
+                        COLUMNS
+                            .iter()
+                            .map(|c| format!("{} {}", c.name, cql_type(c.ty)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ];
+                for statement in ddl {
+                    // Schema statements carry no data: the only interpolated names are validated
+                    // identifiers.
+                    session
+                        .query_unpaged(statement, ())
+                        .await
+                        .map_err(|e| error("creating the schema")(e.into()))?;
+                }
+            }
+            Schema::Existing => {
+                let exists = |cql: &'static str, values: Vec<String>| {
+                    let session = &session;
+                    let error = error("reading the schema");
+                    async move {
+                        let result = session.query_unpaged(cql, values).await.map_err(|e| error(e.into()))?;
+                        let rows = result.into_rows_result().map_err(|e| error(e.into()))?;
+                        Ok::<_, PipelineError>(rows.rows_num() > 0)
+                    }
+                };
+                let missing = |what: &'static str, name: String| PipelineError::Missing {
+                    what,
+                    name,
+                    hint: "it is created by `ingest`, `sink` or `pipeline`",
+                };
+                if !exists(
+                    "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
+                    vec![ks.clone()],
+                )
+                .await?
+                {
+                    return Err(missing("keyspace", ks.clone()));
+                }
+                if !exists(
+                    "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
+                    vec![ks.clone(), "users".into()],
+                )
+                .await?
+                {
+                    return Err(missing("table", format!("{ks}.users")));
+                }
+            }
+        }
+        let list = COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
+        let prepare = |cql: String| {
+            let session = &session;
+            let error = error("preparing statements");
+            async move { session.prepare(cql).await.map_err(|e| error(e.into())) }
+        };
+        let insert = prepare(format!(
+            "INSERT INTO {ks}.users ({list}) VALUES ({})",
+            vec!["?"; COLUMNS.len()].join(", ")
+        ))
+        .await?;
+        let mut scan = prepare(format!(
+            "SELECT {list} FROM {ks}.users WHERE token(user_id) >= ? AND token(user_id) <= ?"
+        ))
+        .await?;
+        scan.set_page_size(5000);
+        let count = prepare(format!(
+            "SELECT COUNT(*) FROM {ks}.users WHERE token(user_id) >= ? AND token(user_id) <= ?"
+        ))
+        .await?;
+        Ok(Self {
+            session,
+            nodes,
+            insert,
+            scan,
+            count,
+        })
+    }
+
+    fn error(&self, context: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> PipelineError {
+        PipelineError::Cassandra {
+            nodes: self.nodes.clone(),
+            context,
+            source: Box::new(e),
+        }
+    }
+
+    /// Upserts one record by `user_id` (writing it twice leaves one row).
+    pub async fn upsert(&self, record: &UserRecord) -> Result<(), PipelineError> {
+        self.session
+            .execute_unpaged(&self.insert, record.fields().into_iter().map(Cell).collect::<Vec<_>>())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("inserting a user", e))
+    }
+
+    /// Every row, read in parallel over token ranges, ordered by (kafka_partition,
+    /// kafka_offset, user_id).
+    pub async fn scan(&self) -> Result<Vec<UserRecord>, PipelineError> {
+        let parts: Vec<Vec<UserRecord>> = stream::iter(token_ranges())
+            .map(|range| async move {
+                let pager = self
+                    .session
+                    .execute_iter(self.scan.clone(), range)
+                    .await
+                    .map_err(|e| self.error("scanning users", e))?;
+                let rows = pager
+                    .rows_stream::<Row>()
+                    .map_err(|e| self.error("reading users", e))?
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(|e| self.error("reading users", e))?;
+                rows.into_iter()
+                    .map(|row| {
+                        record_of(row).map_err(|reason| PipelineError::Cassandra {
+                            nodes: self.nodes.clone(),
+                            context: "reading users",
+                            source: reason.into(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .buffer_unordered(SCAN_PARALLELISM)
+            .try_collect()
+            .await?;
+        let mut records: Vec<UserRecord> = parts.into_iter().flatten().collect();
+        records.sort_by_key(|r| (r.kafka_partition, r.kafka_offset, r.user_id));
+        Ok(records)
+    }
+
+    /// Number of rows, counted in parallel over token ranges.
+    pub async fn count(&self) -> Result<u64, PipelineError> {
+        let counts: Vec<i64> = stream::iter(token_ranges())
+            .map(|range| async move {
+                let result = self
+                    .session
+                    .execute_unpaged(&self.count, range)
+                    .await
+                    .map_err(|e| self.error("counting users", e))?;
+                let rows = result.into_rows_result().map_err(|e| self.error("counting users", e))?;
+                let (n,): (i64,) = rows.single_row().map_err(|e| self.error("counting users", e))?;
+                Ok::<_, PipelineError>(n)
+            })
+            .buffer_unordered(SCAN_PARALLELISM)
+            .try_collect()
+            .await?;
+        Ok(counts.iter().sum::<i64>() as u64)
+    }
+}
+
+/// The Murmur3 token ring split into [`SCAN_RANGES`] inclusive ranges that cover it exactly.
+fn token_ranges() -> Vec<(i64, i64)> {
+    let width = (u64::MAX / SCAN_RANGES as u64) as i128;
+    (0..SCAN_RANGES as i128)
+        .map(|i| {
+            let start = i64::MIN as i128 + i * width;
+            let end = if i == SCAN_RANGES as i128 - 1 {
+                i64::MAX as i128
+            } else {
+                start + width - 1
+            };
+            (start as i64, end as i64)
+        })
+        .collect()
+}
+
+/// Reads the whole table into a snapshot at `out`, with its manifest.
+pub async fn export_snapshot(config: &PipelineConfig, out: &Path) -> Result<SnapshotManifest, PipelineError> {
+    let store = Store::connect(config, Schema::Existing).await?;
+    let records = store.scan().await?;
+    let producer = Producer {
+        command: "snapshot".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        params: serde_json::json!({ "keyspace": config.keyspace, "table": "users" }),
+    };
+    Ok(snapshot::write(out, &records, producer)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ranges_cover_the_ring_without_gaps_or_overlaps() {
+        let ranges = token_ranges();
+        assert_eq!(ranges.first().unwrap().0, i64::MIN);
+        assert_eq!(ranges.last().unwrap().1, i64::MAX);
+        for w in ranges.windows(2) {
+            assert_eq!(w[0].1 + 1, w[1].0);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Ingest: pages from a source → validated records → Kafka `users_created`, keyed by
+//! `user_id`; rejected documents → `users_created.dlq` with the reason. The producer is
+//! flushed before returning, and any undelivered message is an error.
+
+use std::time::{Duration, Instant};
+
+use crate::kafka::{create_topics, kafka_error, producer};
+use crate::{PipelineConfig, PipelineError, Progress};
+use contract_rl_core::source::MAX_RESULTS_PER_PAGE;
+
+use crate::source::Source;
+
+/// What an ingest did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestReport {
+    /// The topic records went to (dead letters to `<topic>.dlq`).
+    pub topic: String,
+    /// Valid records sent to the topic.
+    pub produced: u64,
+    /// Rejected documents sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Whether the source ran out of users before `users` were read.
+    pub source_exhausted: bool,
+    /// Wall-clock seconds, flush included.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for IngestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "produced {} users to {} and {} rejected documents to {}.dlq in {:.1}s ({:.0} users/s)",
+            self.produced,
+            self.topic,
+            self.dead_lettered,
+            self.topic,
+            self.seconds,
+            (self.produced + self.dead_lettered) as f64 / self.seconds
+        )?;
+        if self.source_exhausted {
+            write!(f, "; the source ran out of users")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `users` documents from `source` in pages of `page_size` and produces them.
+pub async fn ingest(
+    config: &PipelineConfig,
+    source: &Source,
+    users: u64,
+    page_size: u32,
+    progress: &Progress,
+) -> Result<IngestReport, PipelineError> {
+    config.validate()?;
+    let page_size = page_size.clamp(1, MAX_RESULTS_PER_PAGE);
+    let start = Instant::now();
+    create_topics(config).await?;
+    let source = source.clone();
+    let config = config.clone();
+    // librdkafka and the HTTP client block: run the loop off the async runtime.
+    let progress = progress.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut producer = producer(&config)?;
+        let (mut produced, mut dead_lettered, mut read) = (0u64, 0u64, 0u64);
+        let mut source_exhausted = false;
+        let mut page = 1;
+        while read < users {
+            let documents = source.page(page_size, page)?;
+            if documents.is_empty() {
+                tracing::warn!(page, read, "the source has no more users");
+                source_exhausted = true;
+                break;
+            }
+            let taken = documents.len().min((users - read) as usize);
+            for document in documents.into_iter().take(taken) {
+                match document {
+                    Ok(record) => {
+                        producer
+                            .send(&record)
+                            .map_err(kafka_error(&config, "queueing a record"))?;
+                        produced += 1;
+                    }
+                    Err(rejected) => {
+                        let key = rejected.document["login"]["uuid"].as_str().unwrap_or_default();
+                        let payload = serde_json::to_vec(&rejected.document).expect("documents serialise");
+                        producer
+                            .send_dead_letter(key.as_bytes(), &payload, &rejected.reason.to_string())
+                            .map_err(kafka_error(&config, "queueing a dead letter"))?;
+                        dead_lettered += 1;
+                    }
+                }
+            }
+            read += taken as u64;
+            progress(taken as u64);
+            page += 1;
+        }
+        producer.flush(Duration::from_secs(120))?;
+        Ok(IngestReport {
+            topic: config.topic.clone(),
+            produced,
+            dead_lettered,
+            source_exhausted,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    })
+    .await
+    .expect("the ingest task does not panic")
+}

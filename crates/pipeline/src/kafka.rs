@@ -1,0 +1,354 @@
+//! Kafka: topic creation, the idempotent producer, the sink's consumer, the message format
+//! (`schemas/users_created.v1.schema.json`) and offsets for monitoring.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::{PipelineConfig, PipelineError};
+use contract_rl_core::record::{Rejection, UserRecord};
+
+/// Version of the message format; messages of another version are dead-lettered.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The header of a dead letter that says why it was rejected.
+pub const DEAD_LETTER_REASON_HEADER: &str = "reason";
+
+/// One message of `users_created`: a flat record and the format version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserMessage {
+    /// Always [`SCHEMA_VERSION`] when written by this build.
+    pub schema_version: u32,
+    /// The record; lineage fields are empty until the sink fills them.
+    #[serde(flatten)]
+    pub record: UserRecord,
+}
+
+/// The dead-letter topic of `topic`.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// The JSON payload of a record.
+pub fn encode(record: &UserRecord) -> Vec<u8> {
+    let message = UserMessage {
+        schema_version: SCHEMA_VERSION,
+        record: record.clone(),
+    };
+    serde_json::to_vec(&message).expect("records serialise")
+}
+
+/// Decodes and validates a payload; the error is the reason to dead-letter it.
+pub fn decode(payload: Option<&[u8]>) -> Result<UserRecord, String> {
+    let payload = payload.ok_or("empty message")?;
+    let message: UserMessage = serde_json::from_slice(payload).map_err(|e| format!("undecodable message: {e}"))?;
+    if message.schema_version != SCHEMA_VERSION {
+        return Err(format!(
+            "schema_version {} is not supported (this sink reads {SCHEMA_VERSION})",
+            message.schema_version
+        ));
+    }
+    message
+        .record
+        .validate()
+        .map_err(|e: Rejection| format!("invalid record: {e}"))?;
+    Ok(message.record)
+}
+
+/// A mapper of Kafka errors to [`PipelineError::Kafka`] with `context`.
+pub(super) fn kafka_error(
+    config: &PipelineConfig,
+    context: impl Into<String>,
+) -> impl FnOnce(KafkaError) -> PipelineError {
+    let brokers = config.brokers.clone();
+    let context = context.into();
+    move |source| PipelineError::Kafka {
+        brokers,
+        context,
+        source: Box::new(source),
+    }
+}
+
+fn client_config(config: &PipelineConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("socket.timeout.ms", config.request_timeout.as_millis().to_string());
+    c
+}
+
+/// Creates the topic and its dead-letter topic if they are missing.
+pub async fn create_topics(config: &PipelineConfig) -> Result<(), PipelineError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(config)
+        .create()
+        .map_err(kafka_error(config, "creating the admin client"))?;
+    let dlq = dead_letter_topic(&config.topic);
+    let topics = [
+        NewTopic::new(&config.topic, config.partitions, TopicReplication::Fixed(1)),
+        NewTopic::new(&dlq, config.partitions, TopicReplication::Fixed(1)),
+    ];
+    let options = AdminOptions::new().operation_timeout(Some(config.request_timeout));
+    let results = admin
+        .create_topics(&topics, &options)
+        .await
+        .map_err(kafka_error(config, "creating topics"))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(kafka_error(config, format!("creating topic {topic}"))(
+                    KafkaError::AdminOp(code),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Counts deliveries reported by librdkafka.
+#[derive(Debug, Default)]
+pub struct DeliveryCounter {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.delivered.fetch_add(1, Ordering::Relaxed),
+            Err((error, _)) => {
+                tracing::error!(%error, "message not delivered");
+                self.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+}
+
+/// The idempotent producer: `acks=all`, retries without duplicates, keyed messages.
+pub struct RecordProducer {
+    producer: ThreadedProducer<DeliveryCounter>,
+    topic: String,
+    dead_letters: String,
+    sent: u64,
+}
+
+/// Builds the producer for `config`'s topics.
+pub fn producer(config: &PipelineConfig) -> Result<RecordProducer, PipelineError> {
+    let producer = client_config(config)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "10")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "200000")
+        .create_with_context(DeliveryCounter::default())
+        .map_err(kafka_error(config, "creating the producer"))?;
+    Ok(RecordProducer {
+        producer,
+        topic: config.topic.clone(),
+        dead_letters: dead_letter_topic(&config.topic),
+        sent: 0,
+    })
+}
+
+impl RecordProducer {
+    /// Queues a record, keyed by its `user_id`.
+    pub fn send(&mut self, record: &UserRecord) -> Result<(), KafkaError> {
+        let key = record.user_id.to_string();
+        let payload = encode(record);
+        let record = BaseRecord::to(&self.topic)
+            .key(key.as_bytes())
+            .payload(payload.as_slice())
+            .headers(OwnedHeaders::new());
+        enqueue(&self.producer, &mut self.sent, record)
+    }
+
+    /// Queues a dead letter: the original payload with the reason in a header.
+    pub fn send_dead_letter(&mut self, key: &[u8], payload: &[u8], reason: &str) -> Result<(), KafkaError> {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: DEAD_LETTER_REASON_HEADER,
+            value: Some(reason.as_bytes()),
+        });
+        let record = BaseRecord::to(&self.dead_letters)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        enqueue(&self.producer, &mut self.sent, record)
+    }
+
+    /// Waits until every queued message is delivered or failed; fails if any failed.
+    pub fn flush(&self, timeout: Duration) -> Result<u64, PipelineError> {
+        let flushed = self.producer.flush(timeout);
+        let context = self.producer.context();
+        let failed = context.failed.load(Ordering::Relaxed) + self.producer.in_flight_count().max(0) as u64;
+        if failed > 0 || flushed.is_err() {
+            return Err(PipelineError::Undelivered {
+                failed: failed.max(1),
+                sent: self.sent,
+            });
+        }
+        Ok(context.delivered.load(Ordering::Relaxed))
+    }
+}
+
+/// Hands `record` to librdkafka, waiting for room while its local queue is full.
+fn enqueue(
+    producer: &ThreadedProducer<DeliveryCounter>,
+    sent: &mut u64,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => {
+                *sent += 1;
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+}
+
+/// The sink's consumer: manual commits, from the earliest offset for a new group.
+pub fn consumer(config: &PipelineConfig) -> Result<StreamConsumer, PipelineError> {
+    let consumer: StreamConsumer = client_config(config)
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // A restarted sink gets the partitions of a killed one within seconds.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .map_err(kafka_error(config, "creating the consumer"))?;
+    consumer
+        .subscribe(&[&config.topic])
+        .map_err(kafka_error(config, format!("subscribing to {}", config.topic)))?;
+    Ok(consumer)
+}
+
+/// Per partition: (partition, low watermark, high watermark, committed offset of `group`).
+pub type PartitionOffsets = Vec<(i32, i64, i64, Option<i64>)>;
+
+/// Watermarks of every partition of `topic` and the committed offsets of `config.group`.
+pub fn offsets(config: &PipelineConfig, topic: &str) -> Result<PartitionOffsets, PipelineError> {
+    let consumer: rdkafka::consumer::BaseConsumer = client_config(config)
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(kafka_error(config, "creating a monitoring client"))?;
+    offsets_with(&consumer, config, topic)
+}
+
+/// [`offsets`] through an existing consumer of the group.
+pub fn offsets_with<C: Consumer>(
+    consumer: &C,
+    config: &PipelineConfig,
+    topic: &str,
+) -> Result<PartitionOffsets, PipelineError> {
+    let timeout = config.request_timeout;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(kafka_error(config, format!("reading metadata of {topic}")))?;
+    if metadata
+        .topics()
+        .iter()
+        .all(|t| t.error().is_some() || t.partitions().is_empty())
+    {
+        return Err(PipelineError::Missing {
+            what: "topic",
+            name: topic.to_owned(),
+            hint: "it is created by `ingest` or `sink`",
+        });
+    }
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut list = TopicPartitionList::new();
+    for p in &partitions {
+        list.add_partition(topic, *p);
+    }
+    let committed = consumer
+        .committed_offsets(list, timeout)
+        .map_err(kafka_error(config, format!("reading committed offsets of {topic}")))?;
+    partitions
+        .iter()
+        .map(|&p| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p, timeout)
+                .map_err(kafka_error(config, format!("reading offsets of {topic}/{p}")))?;
+            let done = committed.find_partition(topic, p).and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+            Ok((p, low, high, done))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract_rl_core::source::{Generator, generate_records};
+
+    #[test]
+    fn a_record_survives_encoding() {
+        let (records, _) = generate_records(&Generator::new("kafka", &[]).unwrap(), 3);
+        for r in records {
+            assert_eq!(decode(Some(&encode(&r))), Ok(r));
+        }
+    }
+
+    #[test]
+    fn the_json_schema_lists_exactly_the_fields_of_a_message() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../schemas/users_created.v1.schema.json")).unwrap();
+        let mut documented: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        let (records, _) = generate_records(&Generator::new("schema", &[]).unwrap(), 1);
+        let message: serde_json::Value = serde_json::from_slice(&encode(&records[0])).unwrap();
+        let mut sent: Vec<&String> = message.as_object().unwrap().keys().collect();
+        documented.sort();
+        sent.sort();
+        assert_eq!(documented, sent);
+    }
+
+    #[test]
+    fn bad_payloads_get_a_reason() {
+        assert!(decode(None).unwrap_err().contains("empty"));
+        assert!(decode(Some(b"{not json")).unwrap_err().contains("undecodable"));
+        let (records, _) = generate_records(&Generator::new("kafka", &[]).unwrap(), 1);
+        let mut value: serde_json::Value = serde_json::from_slice(&encode(&records[0])).unwrap();
+        value.as_object_mut().unwrap().remove("user_id");
+        let reason = decode(Some(&serde_json::to_vec(&value).unwrap())).unwrap_err();
+        assert!(reason.contains("user_id"), "{reason}");
+        value["user_id"] = records[0].user_id.to_string().into();
+        value["latitude"] = 123.0.into();
+        let reason = decode(Some(&serde_json::to_vec(&value).unwrap())).unwrap_err();
+        assert!(reason.contains("latitude 123 is outside"), "{reason}");
+        value["latitude"] = 1.0.into();
+        value["schema_version"] = 2.into();
+        assert!(
+            decode(Some(&serde_json::to_vec(&value).unwrap()))
+                .unwrap_err()
+                .contains("schema_version 2")
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! The sink: a consumer group that writes `users_created` into Cassandra.
+//!
+//! Each batch: decode and validate every message (invalid → dead-letter topic with the reason),
+//! upsert the valid records with bounded concurrency (each write retried with backoff), wait
+//! until the dead letters are delivered, and only then commit the batch's offsets. A crash at
+//! any point leaves the batch uncommitted, so it is read again and upserted again: nothing is
+//! lost and nothing is duplicated. From the command line, SIGINT and SIGTERM stop it between
+//! batches.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt, stream};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::cassandra::{Schema, Store};
+use crate::kafka::{self, create_topics, decode, kafka_error};
+use crate::{PipelineConfig, PipelineError, Progress};
+use contract_rl_core::record::UserRecord;
+
+/// How the sink runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkOptions {
+    /// Exit once the group's committed offsets reach the end of every partition.
+    pub until_caught_up: bool,
+    /// Most messages per batch.
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill.
+    pub batch_wait: Duration,
+    /// Attempts per Cassandra write before the sink gives up (without committing).
+    pub write_attempts: u32,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        Self {
+            until_caught_up: false,
+            batch_size: 5000,
+            batch_wait: Duration::from_millis(200),
+            write_attempts: 6,
+        }
+    }
+}
+
+/// What a sink run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkReport {
+    /// The topic read (dead letters went to `<topic>.dlq`).
+    pub topic: String,
+    /// The keyspace of the `users` table written.
+    pub keyspace: String,
+    /// Records upserted into Cassandra.
+    pub written: u64,
+    /// Messages sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for SinkReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "wrote {} users to {}.users and {} messages to {}.dlq in {} batches, {:.1}s",
+            self.written, self.keyspace, self.dead_lettered, self.topic, self.batches, self.seconds
+        )
+    }
+}
+
+/// Runs the sink until `stop` resolves (e.g. [`shutdown_signal`]) or, with `until_caught_up`,
+/// until there is no lag. The batch in progress when `stop` resolves is dropped uncommitted.
+pub async fn run_sink(
+    config: &PipelineConfig,
+    options: &SinkOptions,
+    progress: &Progress,
+    stop: impl Future<Output = ()>,
+) -> Result<SinkReport, PipelineError> {
+    let start = Instant::now();
+    create_topics(config).await?;
+    let store = Store::connect(config, Schema::Create).await?;
+    let consumer = kafka::consumer(config)?;
+    let mut dead_letters = kafka::producer(config)?;
+    let mut report = SinkReport {
+        topic: config.topic.clone(),
+        keyspace: config.keyspace.clone(),
+        ..SinkReport::default()
+    };
+    tokio::pin!(stop);
+    // The next batch is gathered while the current one is written, so Kafka reads overlap
+    // Cassandra writes; commits still follow the writes, batch after batch.
+    let mut next = Some(next_batch(&consumer, options).await);
+    while let Some(batch) = next.take() {
+        if batch.is_empty() {
+            if options.until_caught_up && caught_up(&consumer, config)? {
+                break;
+            }
+            next = tokio::select! {
+                batch = next_batch(&consumer, options) => Some(batch),
+                _ = &mut stop => None,
+            };
+            continue;
+        }
+        let ingested_at = now_millis();
+        let mut records: HashMap<uuid::Uuid, UserRecord> = HashMap::with_capacity(batch.len());
+        let mut dead = 0;
+        for message in &batch {
+            match decode(message.payload()) {
+                // Later offsets of the same user win within a batch, as they would across batches.
+                Ok(mut record) => {
+                    record.kafka_partition = Some(message.partition());
+                    record.kafka_offset = Some(message.offset());
+                    record.ingested_at = Some(ingested_at);
+                    records.insert(record.user_id, record);
+                }
+                Err(reason) => {
+                    tracing::warn!(partition = message.partition(), offset = message.offset(), %reason, "dead-lettered");
+                    dead_letters
+                        .send_dead_letter(
+                            message.key().unwrap_or_default(),
+                            message.payload().unwrap_or_default(),
+                            &reason,
+                        )
+                        .map_err(kafka_error(config, "queueing a dead letter"))?;
+                    dead += 1;
+                }
+            }
+        }
+        let writes = stream::iter(records.values())
+            .map(|record| upsert_with_retry(&store, record, options.write_attempts))
+            .buffer_unordered(config.concurrency)
+            .try_collect::<()>();
+        let gather = async {
+            tokio::select! {
+                batch = next_batch(&consumer, options) => Some(batch),
+                _ = &mut stop => None,
+            }
+        };
+        let (written, gathered) = tokio::join!(writes, gather);
+        written?;
+        if dead > 0 {
+            tokio::task::block_in_place(|| dead_letters.flush(config.request_timeout))?;
+        }
+        commit(&consumer, config, &batch);
+        report.written += records.len() as u64;
+        report.dead_lettered += dead;
+        report.batches += 1;
+        progress(batch.len() as u64);
+        next = gathered;
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Up to `batch_size` messages, waiting at most `batch_wait`.
+async fn next_batch(consumer: &StreamConsumer, options: &SinkOptions) -> Vec<OwnedMessage> {
+    let mut batch = Vec::new();
+    let deadline = tokio::time::Instant::now() + options.batch_wait;
+    while batch.len() < options.batch_size {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => batch.push(message.detach()),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "consumer error");
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+async fn upsert_with_retry(store: &Store, record: &UserRecord, attempts: u32) -> Result<(), PipelineError> {
+    let mut backoff = Duration::from_millis(100);
+    for attempt in 1.. {
+        match store.upsert(record).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < attempts => {
+                tracing::warn!(%error, attempt, "write failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Commits, per partition, the offset after the batch's last message. A failed commit (e.g. a
+/// rebalance) only means the batch is read again and upserted again.
+fn commit(consumer: &StreamConsumer, config: &PipelineConfig, batch: &[OwnedMessage]) {
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    for m in batch {
+        let entry = next.entry(m.partition()).or_insert(0);
+        *entry = (*entry).max(m.offset() + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in next {
+        list.add_partition_offset(&config.topic, partition, Offset::Offset(offset))
+            .expect("a valid offset");
+    }
+    if let Err(error) = tokio::task::block_in_place(|| consumer.commit(&list, CommitMode::Sync)) {
+        tracing::warn!(%error, "commit failed; the batch will be read again");
+    }
+}
+
+/// Whether the group's committed offsets reached the end of every partition.
+fn caught_up(consumer: &StreamConsumer, config: &PipelineConfig) -> Result<bool, PipelineError> {
+    let offsets = tokio::task::block_in_place(|| kafka::offsets_with(consumer, config, &config.topic))?;
+    Ok(offsets
+        .iter()
+        .all(|(_, low, high, committed)| high == low || committed.is_some_and(|c| c >= *high)))
+}
+
+/// Now, at the millisecond precision Cassandra stores.
+fn now_millis() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now is in range")
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

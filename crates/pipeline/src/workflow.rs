@@ -1,0 +1,85 @@
+//! The `pipeline` workflow: ingest a batch, sink until caught up, then export the table to a
+//! snapshot, with one report of the whole.
+
+use std::path::Path;
+use std::time::Instant;
+
+use contract_rl_parquet::SnapshotManifest;
+
+use crate::cassandra::export_snapshot;
+use crate::ingest::{IngestReport, ingest};
+use crate::sink::{SinkOptions, SinkReport, run_sink, shutdown_signal};
+use crate::source::Source;
+use crate::{PipelineConfig, PipelineError, Progress};
+
+/// What a `pipeline` run did.
+#[derive(Debug, Clone)]
+pub struct PipelineReport {
+    pub ingested: IngestReport,
+    pub sunk: SinkReport,
+    /// The snapshot written, and where.
+    pub snapshot: SnapshotManifest,
+    pub snapshot_path: String,
+    /// Wall-clock seconds of the whole.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for PipelineReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (i, s) = (&self.ingested, &self.sunk);
+        writeln!(f, "pipeline report")?;
+        writeln!(
+            f,
+            "  produced        {:>9} users to {} ({:.1}s)",
+            i.produced, i.topic, i.seconds
+        )?;
+        writeln!(
+            f,
+            "  dead-lettered   {:>9} at the source, {} at the sink",
+            i.dead_lettered, s.dead_lettered
+        )?;
+        writeln!(
+            f,
+            "  written         {:>9} upserts to {}.users ({:.1}s)",
+            s.written, s.keyspace, s.seconds
+        )?;
+        writeln!(
+            f,
+            "  snapshot        {:>9} users in {}",
+            self.snapshot.rows, self.snapshot_path
+        )?;
+        write!(
+            f,
+            "  total           {:>9.1} s, {:.0} users/s",
+            self.seconds,
+            i.produced as f64 / self.seconds
+        )
+    }
+}
+
+/// Ingests `users` users from `source` in pages of `page_size`, sinks until caught up (or until
+/// SIGINT/SIGTERM), and writes the table to a snapshot at `out`.
+pub async fn pipeline(
+    config: &PipelineConfig,
+    source: &Source,
+    users: u64,
+    page_size: u32,
+    out: &Path,
+    progress: (&Progress, &Progress),
+) -> Result<PipelineReport, PipelineError> {
+    let start = Instant::now();
+    let ingested = ingest(config, source, users, page_size, progress.0).await?;
+    let options = SinkOptions {
+        until_caught_up: true,
+        ..SinkOptions::default()
+    };
+    let sunk = run_sink(config, &options, progress.1, shutdown_signal()).await?;
+    let snapshot = export_snapshot(config, out).await?;
+    Ok(PipelineReport {
+        ingested,
+        sunk,
+        snapshot,
+        snapshot_path: out.display().to_string(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

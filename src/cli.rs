@@ -1,0 +1,244 @@
+//! The command line: every command, its arguments and their help texts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use contract_rl_core::source::Generator;
+use contract_rl_pipeline::{ApiClient, PipelineConfig, PipelineError, SinkOptions, Source};
+
+/// A reinforcement-learning workbench: user records → Parquet snapshots → a contract-choice
+/// env → tabular and deep agents beside baselines and oracles.
+#[derive(Debug, Parser)]
+#[command(name = "contract-rl", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print only results and errors (no progress bars).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate users with the embedded randomuser.me 1.4 generator into a Parquet snapshot
+    /// (FILE.parquet plus FILE.manifest.json).
+    Generate {
+        /// How many users.
+        #[arg(long, default_value_t = 20_000)]
+        users: usize,
+        /// The API's `seed`: the same seed, users and nat give the same snapshot.
+        #[arg(long, default_value = "contract-rl")]
+        seed: String,
+        /// Restrict to these nationalities (comma-separated, e.g. FR,DE,GB); all 21 when absent.
+        #[arg(long, value_delimiter = ',')]
+        nat: Vec<String>,
+        /// Output Parquet file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check an env file on a snapshot as Gymnasium's check_env does: spaces, seeding, masks,
+    /// rewards, termination, determinism. Exit code 3 when a check fails.
+    CheckEnv {
+        /// The env file, e.g. envs/contract-choice.toml.
+        env: PathBuf,
+        /// The snapshot to replay.
+        #[arg(long, default_value = "data/snapshots/sample.parquet")]
+        snapshot: PathBuf,
+        /// Random campaigns per split.
+        #[arg(long, default_value_t = 20)]
+        episodes: usize,
+    },
+    /// Read users from the generator (default) or a randomuser-compatible API and produce them to
+    /// Kafka; rejected documents go to the dead-letter topic with the reason. Creates the topic
+    /// and its dead-letter topic if missing.
+    Ingest {
+        #[command(flatten)]
+        users: UserArgs,
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
+    /// Consume the topic into Cassandra (upserts by user_id, offsets committed after the
+    /// writes); runs until SIGINT/SIGTERM, or with --until-caught-up until there is no lag.
+    /// Creates the topics, the keyspace and the users table if missing.
+    Sink {
+        /// Exit once every partition is committed up to its end.
+        #[arg(long)]
+        until_caught_up: bool,
+        /// Most messages per batch (one offset commit per batch).
+        #[arg(long, default_value_t = SinkOptions::default().batch_size)]
+        batch_size: usize,
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
+    /// Export the Cassandra table to a Parquet snapshot (same schema as `generate`), ordered by
+    /// (kafka_partition, kafka_offset). Read-only: a missing keyspace or table is an error
+    /// (exit 2) and nothing is created.
+    Snapshot {
+        /// Output Parquet file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
+    /// Ingest, sink until caught up, then snapshot, with a final report. Creates the topics,
+    /// the keyspace and the table if missing.
+    Pipeline {
+        #[command(flatten)]
+        users: UserArgs,
+        /// Output Parquet file.
+        #[arg(long, default_value = "data/snapshots/pipeline.parquet")]
+        out: PathBuf,
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
+    /// Topic end offsets, consumer lag per partition, dead letters and Cassandra row count.
+    /// Read-only: a missing topic, keyspace or table is an error (exit 2); nothing is created.
+    Monitor {
+        /// Refresh every --interval-secs until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between readings with --watch.
+        #[arg(long, default_value_t = 2)]
+        interval_secs: u64,
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
+    /// Measure the ingest path: producer, sink and end-to-end users/s beside a ceiling (direct
+    /// concurrent upserts into Cassandra), on fresh topics and keyspaces.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+    /// Run an experiment: every (agent, seed) in parallel, then held-out evaluation, summary
+    /// and result tables in the output folder.
+    Run {
+        /// The experiment file, e.g. experiments/quickstart.toml.
+        config: PathBuf,
+        /// Results folder (default: results/<name>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replay this snapshot instead of the one the experiment names.
+        #[arg(long)]
+        snapshot: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The ingest path against the running Kafka and Cassandra.
+    Ingest {
+        /// Users per measurement.
+        #[arg(long, default_value_t = 200_000)]
+        users: u64,
+        #[command(flatten)]
+        services: ServiceArgs,
+    },
+}
+
+/// Which users to ingest.
+#[derive(Debug, clap::Args)]
+pub struct UserArgs {
+    /// How many users.
+    #[arg(long, default_value_t = 10_000)]
+    pub users: u64,
+    /// The API's `seed`: the same seed gives the same users.
+    #[arg(long, default_value = "contract-rl")]
+    seed: String,
+    /// Restrict to these nationalities (comma-separated); all 21 when absent.
+    #[arg(long, value_delimiter = ',')]
+    nat: Vec<String>,
+    /// Fetch from this randomuser-compatible API (e.g. https://randomuser.me/api/1.4/)
+    /// instead of the embedded generator. HTTPS uses Mozilla's root certificates.
+    #[arg(long)]
+    api_url: Option<String>,
+    /// Trust the certificates in this PEM file (a private CA or a self-signed server) instead
+    /// of Mozilla's roots for --api-url.
+    #[arg(long, requires = "api_url")]
+    api_ca_cert: Option<PathBuf>,
+    /// Users per request (the API serves at most 5000).
+    #[arg(long, default_value_t = 5000)]
+    pub page_size: u32,
+    /// Seconds before an API request times out (it is then retried with backoff).
+    #[arg(long, default_value_t = 30)]
+    api_timeout_secs: u64,
+    /// Tries per API page before giving up.
+    #[arg(long, default_value_t = 6)]
+    api_attempts: u32,
+}
+
+impl UserArgs {
+    /// The source these arguments name.
+    pub fn source(&self) -> anyhow::Result<Source> {
+        Ok(match &self.api_url {
+            None => Source::Generator(Generator::new(&self.seed, &self.nat)?),
+            Some(url) => {
+                let mut client = ApiClient::new(
+                    url,
+                    Duration::from_secs(self.api_timeout_secs),
+                    self.api_attempts,
+                    Duration::from_millis(500),
+                );
+                if let Some(path) = &self.api_ca_cert {
+                    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                    client = client.trusting(&pem).with_context(|| path.display().to_string())?;
+                }
+                Source::Api {
+                    client,
+                    seed: self.seed.clone(),
+                    nats: self.nat.clone(),
+                }
+            }
+        })
+    }
+}
+
+/// Where Kafka and Cassandra are; the defaults match `scripts/services up`.
+#[derive(Debug, clap::Args)]
+pub struct ServiceArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value_t = PipelineConfig::default().brokers)]
+    brokers: String,
+    /// Topic of user records (dead letters go to <topic>.dlq).
+    #[arg(long, default_value_t = PipelineConfig::default().topic)]
+    topic: String,
+    /// Partitions of the topics when they are created.
+    #[arg(long, default_value_t = PipelineConfig::default().partitions)]
+    partitions: i32,
+    /// The sink's consumer group.
+    #[arg(long, default_value_t = PipelineConfig::default().group)]
+    group: String,
+    /// Cassandra contact points (comma-separated host:port). Credentials, if needed, come from
+    /// CASSANDRA_USERNAME and CASSANDRA_PASSWORD.
+    #[arg(long, env = "CASSANDRA_NODES", value_delimiter = ',', default_values_t = PipelineConfig::default().cassandra_nodes)]
+    cassandra: Vec<String>,
+    /// Keyspace of the users table.
+    #[arg(long, default_value_t = PipelineConfig::default().keyspace)]
+    keyspace: String,
+    /// Replication factor of the keyspace when it is created.
+    #[arg(long, default_value_t = PipelineConfig::default().replication_factor)]
+    replication_factor: u32,
+    /// Cassandra writes in flight at once.
+    #[arg(long, default_value_t = PipelineConfig::default().concurrency)]
+    concurrency: usize,
+}
+
+impl ServiceArgs {
+    /// The pipeline config these arguments name, validated.
+    pub fn config(&self) -> Result<PipelineConfig, PipelineError> {
+        let config = PipelineConfig {
+            brokers: self.brokers.clone(),
+            topic: self.topic.clone(),
+            partitions: self.partitions,
+            group: self.group.clone(),
+            cassandra_nodes: self.cassandra.clone(),
+            keyspace: self.keyspace.clone(),
+            replication_factor: self.replication_factor,
+            concurrency: self.concurrency,
+            ..PipelineConfig::default()
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,34 @@
+//! `run`: an experiment into its results folder.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use contract_rl_core::experiment::RunOptions;
+use contract_rl_dqn::DqnAgents;
+use contract_rl_parquet::{Build, LoadedExperiment};
+
+use super::progress_bar;
+
+/// The build, for results manifests.
+const BUILD: Build = Build {
+    version: env!("CARGO_PKG_VERSION"),
+    commit: option_env!("CONTRACT_RL_COMMIT"),
+};
+
+/// `run`: every (agent, seed) in parallel, then the results folder and the summary.
+pub fn run(config: &Path, out: Option<PathBuf>, snapshot: Option<&Path>, quiet: bool) -> anyhow::Result<ExitCode> {
+    let loaded = LoadedExperiment::load(config, snapshot, &DqnAgents)?;
+    let experiment = &loaded.experiment;
+    let out = out.unwrap_or_else(|| PathBuf::from("results").join(&experiment.config().name));
+    let options = RunOptions {
+        checkpoints: Some(out.join("checkpoints")),
+    };
+    let bar = progress_bar(quiet, Some(experiment.total_episodes()), "train");
+    let results = experiment.run(&DqnAgents, &options, &|n| bar.inc(n))?;
+    bar.finish_and_clear();
+    let summary = loaded.write_results(&out, &results, BUILD).context("writing results")?;
+    print!("{}", summary.table());
+    println!("results in {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,63 @@
+//! One short function per command, grouped along the data flow; `run` dispatches.
+
+mod data;
+mod experiment;
+mod services;
+
+use std::process::ExitCode;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::{BenchCommand, Cli, Command};
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Generate { users, seed, nat, out } => data::generate(users, &seed, &nat, &out),
+        Command::CheckEnv {
+            env,
+            snapshot,
+            episodes,
+        } => data::check_env(&env, &snapshot, episodes),
+        Command::Run { config, out, snapshot } => experiment::run(&config, out, snapshot.as_deref(), quiet),
+        Command::Ingest { users, services } => services::ingest(&users, &services, quiet),
+        Command::Sink {
+            until_caught_up,
+            batch_size,
+            services,
+        } => services::sink(until_caught_up, batch_size, &services, quiet),
+        Command::Snapshot { out, services } => services::snapshot(&out, &services),
+        Command::Pipeline { users, out, services } => services::pipeline(&users, &out, &services, quiet),
+        Command::Monitor {
+            watch,
+            interval_secs,
+            services,
+        } => services::monitor(watch, interval_secs, &services),
+        Command::Bench {
+            what: BenchCommand::Ingest { users, services },
+        } => services::bench_ingest(users, &services, quiet),
+    }
+}
+
+/// A progress bar over `total` items (a spinner when unknown), hidden when `quiet`.
+fn progress_bar(quiet: bool, total: Option<u64>, what: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match total {
+        Some(n) => (
+            ProgressBar::new(n),
+            format!("{what:>8} [{{bar:40}}] {{pos}}/{{len}} ({{per_sec}}, {{eta}} left)"),
+        ),
+        None => (
+            ProgressBar::no_length(),
+            format!("{what:>8} {{spinner}} {{pos}} messages ({{per_sec}})"),
+        ),
+    };
+    bar.with_style(
+        ProgressStyle::with_template(&template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    )
+}

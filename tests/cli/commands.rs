@@ -1,0 +1,145 @@
+//! Commands without services: outputs, and exit codes that mean something.
+
+use toml::Value;
+
+use crate::{contract_rl, support};
+
+#[test]
+fn generate_writes_the_same_snapshot_for_the_same_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hashes = Vec::new();
+    for name in ["a.parquet", "b.parquet"] {
+        let out = dir.path().join(name);
+        let run = contract_rl(&[
+            "generate",
+            "--users",
+            "700",
+            "--seed",
+            "cli",
+            "--nat",
+            "FR,GB",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.with_extension("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["rows"], 700);
+        hashes.push(manifest["sha256"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(hashes[0], hashes[1]);
+}
+
+#[test]
+fn the_committed_sample_is_what_generate_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sample.parquet");
+    let run = contract_rl(&[
+        "generate",
+        "--users",
+        "20000",
+        "--seed",
+        "contract-rl",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success());
+    let committed = std::fs::read(support::sample_snapshot()).unwrap();
+    assert!(
+        std::fs::read(out).unwrap() == committed,
+        "data/snapshots/sample.parquet is stale: regenerate it"
+    );
+}
+
+#[test]
+fn check_env_passes_on_the_default_env() {
+    let run = contract_rl(&["check-env", "envs/contract-choice.toml", "--episodes", "5"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    assert!(stdout.contains("7 passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn bad_input_exits_with_code_two_and_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = support::edited_toml(&support::env_file(), dir.path(), "env.toml", |t| {
+        t.insert("test_fraction".into(), toml::Value::Float(1.5));
+    });
+    let run = contract_rl(&["check-env", env.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("env.toml: test_fraction: must be in (0, 1)"),
+        "{stderr}"
+    );
+
+    let run = contract_rl(&["generate", "--users", "5", "--nat", "XX", "--out", "/tmp/never.parquet"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("unknown nat \"XX\""));
+}
+
+#[test]
+fn a_bad_experiment_exits_with_code_two_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = support::experiment_file(dir.path(), |t| {
+        t.insert("seeds".into(), Value::Array(vec![]));
+    });
+    let out = dir.path().join("results");
+    let run = contract_rl(&["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("experiment.toml: seeds"), "{stderr}");
+    assert!(!out.exists(), "nothing was written");
+}
+
+#[test]
+fn a_missing_checkpoint_exits_with_code_two_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = support::experiment_file(dir.path(), |t| {
+        t.insert(
+            "agents".into(),
+            support::one_agent("dqn", &[("checkpoint", "nowhere.bpk".into())]),
+        );
+    });
+    let out = dir.path().join("results");
+    let run = contract_rl(&["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("agents[0]") && stderr.contains("nowhere.bpk"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing was written");
+}
+
+#[test]
+fn run_writes_every_table_and_names_the_build_it_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = support::experiment_file(dir.path(), |t| support::shrink(t, &[1], 20, 10, 2));
+    let out = dir.path().join("results");
+    // Run from a folder that is no git checkout: the commit comes from the build.
+    let run = crate::contract_rl_in(
+        dir.path(),
+        &["-q", "run", path.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for file in [
+        "episodes.parquet",
+        "evals.parquet",
+        "metrics.parquet",
+        "summary.parquet",
+        "summary.md",
+    ] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(support::repo(""))
+        .output()
+        .unwrap();
+    let commit = String::from_utf8_lossy(&commit.stdout).trim().to_owned();
+    assert_eq!(manifest["build"]["commit"], commit.as_str());
+    assert_eq!(manifest["build"]["version"], env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,67 @@
+//! The `contract-rl` binary as a user runs it: outputs and exit codes ([`commands`]), and the
+//! ingest path against the real Kafka and Cassandra that `scripts/test` starts ([`services`]).
+
+#[path = "../support/mod.rs"]
+mod support;
+#[path = "../support/tls.rs"]
+mod tls;
+
+mod commands;
+mod services;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use contract_rl_core::record::UserRecord;
+use contract_rl_pipeline::PipelineConfig;
+
+/// Runs the binary in the repository with `args`.
+fn contract_rl(args: &[&str]) -> Output {
+    contract_rl_in(&support::repo(""), args)
+}
+
+/// Runs the binary in `dir` with `args`.
+fn contract_rl_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_contract-rl"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs")
+}
+
+/// A pipeline config on the servers of `scripts/services` with a topic, group and keyspace of
+/// its own, so that tests do not see each other's data.
+fn isolated_pipeline(name: &str) -> PipelineConfig {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let unique = format!("{name}_{}_{}", std::process::id(), nanos % 1_000_000_000);
+    PipelineConfig {
+        topic: format!("users_created_{unique}"),
+        group: format!("sink_{unique}"),
+        keyspace: format!("t_{unique}"),
+        concurrency: 64,
+        ..PipelineConfig::default()
+    }
+}
+
+/// The service arguments of the binary for `config`.
+fn service_args(config: &PipelineConfig) -> Vec<String> {
+    vec![
+        "--topic".into(),
+        config.topic.clone(),
+        "--group".into(),
+        config.group.clone(),
+        "--keyspace".into(),
+        config.keyspace.clone(),
+    ]
+}
+
+/// A record without its lineage, for comparing what reached Cassandra with what was produced.
+fn without_lineage(mut record: UserRecord) -> UserRecord {
+    record.ingested_at = None;
+    record.kafka_partition = None;
+    record.kafka_offset = None;
+    record
+}

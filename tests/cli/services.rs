@@ -1,0 +1,475 @@
+//! The ingest path against the real Kafka and Cassandra started by `scripts/services up`
+//! (`scripts/test` starts them). These tests fail, not skip, when the servers are absent.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use contract_rl_core::record::UserRecord;
+use contract_rl_core::source::{Generator, generate_records};
+use contract_rl_pipeline::{
+    self as pipeline, DEAD_LETTER_REASON_HEADER, PipelineConfig, Progress, Schema, SinkOptions, Source, Store,
+    dead_letter_topic, encode,
+};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use uuid::Uuid;
+
+use crate::{contract_rl, isolated_pipeline, service_args, tls, without_lineage};
+
+fn silent() -> Progress {
+    Arc::new(|_| {})
+}
+
+fn generated(seed: &str, n: usize) -> Vec<UserRecord> {
+    let (records, rejected) = generate_records(&Generator::new(seed, &[]).unwrap(), n);
+    assert!(rejected.is_empty());
+    records
+}
+
+async fn ingest(config: &PipelineConfig, seed: &str, n: u64) -> pipeline::IngestReport {
+    let source = Source::Generator(Generator::new(seed, &[]).unwrap());
+    pipeline::ingest(config, &source, n, 5000, &silent())
+        .await
+        .expect("ingest")
+}
+
+async fn sink_until_caught_up(config: &PipelineConfig) -> pipeline::SinkReport {
+    let options = SinkOptions {
+        until_caught_up: true,
+        ..SinkOptions::default()
+    };
+    pipeline::run_sink(config, &options, &silent(), std::future::pending())
+        .await
+        .expect("sink")
+}
+
+/// Every row of the table, keyed by user_id, failing on a duplicate.
+async fn rows(store: &Store) -> HashMap<Uuid, UserRecord> {
+    let mut rows = HashMap::new();
+    for r in store.scan().await.expect("scan") {
+        assert!(rows.insert(r.user_id, r).is_none(), "a user_id appears twice");
+    }
+    rows
+}
+
+/// Asserts that the table holds exactly `expected` (lineage aside) and that lineage is set.
+async fn assert_table_holds(store: &Store, expected: &[UserRecord]) {
+    let rows = rows(store).await;
+    assert_eq!(rows.len(), expected.len(), "row count");
+    assert_eq!(store.count().await.unwrap(), expected.len() as u64);
+    for record in expected {
+        let row = rows
+            .get(&record.user_id)
+            .unwrap_or_else(|| panic!("{} is missing", record.user_id));
+        assert!(row.kafka_partition.is_some() && row.kafka_offset.is_some() && row.ingested_at.is_some());
+        assert_eq!(&without_lineage(row.clone()), record, "a field differs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_users_reach_cassandra_exactly_once_and_the_snapshot_equals_them() {
+    let config = isolated_pipeline("e2e");
+    let users = generated("e2e", 10_000);
+    let report = ingest(&config, "e2e", 10_000).await;
+    assert_eq!((report.produced, report.dead_lettered), (10_000, 0));
+    let sunk = sink_until_caught_up(&config).await;
+    assert_eq!((sunk.written, sunk.dead_lettered), (10_000, 0));
+
+    let store = Store::connect(&config, Schema::Existing).await.unwrap();
+    assert_table_holds(&store, &users).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pipeline.parquet");
+    let manifest = pipeline::export_snapshot(&config, &out).await.unwrap();
+    assert_eq!(manifest.rows, 10_000);
+    let snap = contract_rl_parquet::snapshot::read(&out).unwrap().records;
+    let order: Vec<(Option<i32>, Option<i64>)> = snap.iter().map(|r| (r.kafka_partition, r.kafka_offset)).collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "ordered by (partition, offset)");
+    let mut from_snapshot: Vec<UserRecord> = snap.into_iter().map(without_lineage).collect();
+    let mut expected = users.clone();
+    from_snapshot.sort_by_key(|r| r.user_id);
+    expected.sort_by_key(|r| r.user_id);
+    assert_eq!(from_snapshot, expected);
+
+    let status = pipeline::status(&config).await.unwrap();
+    assert_eq!(
+        (status.messages(), status.lag(), status.rows, status.dead_letters),
+        (10_000, 0, 10_000, 0)
+    );
+}
+
+fn spawn_sink(config: &PipelineConfig, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_contract-rl"))
+        .arg("sink")
+        .args(service_args(config))
+        .args(["--batch-size", "500", "-q"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary starts")
+}
+
+/// Waits until the table holds at least `rows` rows, then kills the sink with SIGKILL.
+async fn kill_when(store: &Store, sink: &mut Child, rows: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while store.count().await.unwrap() < rows {
+        assert!(Instant::now() < deadline, "the sink made no progress");
+        assert!(sink.try_wait().unwrap().is_none(), "the sink exited early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sink.kill().unwrap(); // SIGKILL: no clean shutdown, no final commit
+    sink.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_killed_twice_mid_stream_loses_nothing_and_a_rerun_duplicates_nothing() {
+    let mut config = isolated_pipeline("crash");
+    config.partitions = 3;
+    let users = generated("crash", 40_000);
+    ingest(&config, "crash", 40_000).await;
+    let store = Store::connect(&config, Schema::Create).await.unwrap();
+
+    let mut sink = spawn_sink(&config, &[]);
+    kill_when(&store, &mut sink, 5_000).await;
+    let mut sink = spawn_sink(&config, &[]);
+    let after_first = store.count().await.unwrap();
+    kill_when(&store, &mut sink, after_first + 10_000).await;
+    let status = pipeline::status(&config).await.unwrap();
+    assert!(status.lag() > 0, "the kills left work to do");
+
+    let finished = spawn_sink(&config, &["--until-caught-up"]).wait_with_output().unwrap();
+    assert!(finished.status.success());
+    assert_table_holds(&store, &users).await;
+
+    // Ingesting the same seed again sends every user a second time: still one row each.
+    ingest(&config, "crash", 40_000).await;
+    sink_until_caught_up(&config).await;
+    assert_table_holds(&store, &users).await;
+    let status = pipeline::status(&config).await.unwrap();
+    assert_eq!((status.messages(), status.lag()), (80_000, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_messages_are_dead_lettered_with_a_reason_and_the_sink_goes_on() {
+    let config = isolated_pipeline("dlq");
+    pipeline::create_topics(&config).await.unwrap();
+    let users = generated("dlq", 4);
+    let to_json = |r: &UserRecord| -> serde_json::Value { serde_json::from_slice(&encode(r)).unwrap() };
+    let mut gb = users[1].clone();
+    gb.nat = "GB".into();
+    gb.postcode = "SW1A 1AA".into();
+    let mut no_uuid = to_json(&users[2]);
+    no_uuid.as_object_mut().unwrap().remove("user_id");
+    let mut far = to_json(&users[3]);
+    far["latitude"] = 123.4.into();
+    let messages: Vec<(String, Vec<u8>)> = vec![
+        (users[0].user_id.to_string(), encode(&users[0])),
+        ("broken".into(), b"{\"user_id\": \"8d9e".to_vec()),
+        (gb.user_id.to_string(), encode(&gb)),
+        ("no-uuid".into(), serde_json::to_vec(&no_uuid).unwrap()),
+        (users[3].user_id.to_string(), serde_json::to_vec(&far).unwrap()),
+    ];
+    let producer: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .unwrap();
+    for (key, payload) in &messages {
+        producer
+            .send(BaseRecord::to(&config.topic).key(key).payload(payload))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let report = sink_until_caught_up(&config).await;
+    assert_eq!((report.written, report.dead_lettered), (2, 3));
+    let store = Store::connect(&config, Schema::Existing).await.unwrap();
+    assert_table_holds(&store, &[users[0].clone(), gb]).await;
+
+    let reasons = read_dead_letters(&config, 3);
+    let find = |key: &str| {
+        reasons
+            .get(key)
+            .unwrap_or_else(|| panic!("no dead letter for {key}: {reasons:?}"))
+    };
+    assert!(find("broken").contains("undecodable"), "{reasons:?}");
+    assert!(find("no-uuid").contains("user_id"), "{reasons:?}");
+    assert!(
+        find(&users[3].user_id.to_string()).contains("latitude 123.4 is outside"),
+        "{reasons:?}"
+    );
+    assert_eq!(pipeline::status(&config).await.unwrap().dead_letters, 3);
+}
+
+/// Reads `n` messages of the dead-letter topic: key → reason header.
+fn read_dead_letters(config: &PipelineConfig, n: usize) -> HashMap<String, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", format!("{}-reader", config.group))
+        .create()
+        .unwrap();
+    let topic = dead_letter_topic(&config.topic);
+    let mut list = TopicPartitionList::new();
+    for p in 0..config.partitions {
+        list.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&list).unwrap();
+    let mut reasons = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reasons.len() < n && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+            let reason = message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == DEAD_LETTER_REASON_HEADER))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            reasons.insert(key, reason);
+        }
+    }
+    reasons
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_sink_cleanly() {
+    let config = isolated_pipeline("sigterm");
+    ingest(&config, "sigterm", 500).await;
+    let store = Store::connect(&config, Schema::Create).await.unwrap();
+    let mut sink = spawn_sink(&config, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.count().await.unwrap() < 500 {
+        assert!(Instant::now() < deadline, "the sink made no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &sink.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = sink.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the sink ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(
+        pipeline::status(&config).await.unwrap().lag(),
+        0,
+        "the last batch was committed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_ingests_from_a_randomuser_compatible_api() {
+    let config = isolated_pipeline("api");
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let page: u32 = request
+                .url()
+                .split("page=")
+                .nth(1)
+                .and_then(|p| p.split('&').next()?.parse().ok())
+                .unwrap();
+            // Two pages of 40 users, then an empty page: the source ends there.
+            let body = if page <= 2 {
+                let mut answer = serde_json::to_value(Generator::new("api", &[]).unwrap().page(40, page)).unwrap();
+                answer["results"][3]["location"]["coordinates"]["latitude"] = "-95.0".into();
+                answer.to_string()
+            } else {
+                serde_json::json!({"results": [], "info": {"seed": "api", "results": 40, "page": page, "version": "1.4"}}).to_string()
+            };
+            let _ = request.respond(tiny_http::Response::from_string(body));
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/api/1.4/");
+    let run = Command::new(env!("CARGO_BIN_EXE_contract-rl"))
+        .args([
+            "ingest",
+            "--users",
+            "500",
+            "--page-size",
+            "40",
+            "--seed",
+            "api",
+            "--api-url",
+            &url,
+            "-q",
+        ])
+        .args(service_args(&config))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        stdout.contains("produced 78 users") && stdout.contains("2 rejected documents"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the source ran out of users"), "{stdout}");
+    sink_until_caught_up(&config).await;
+    let store = Store::connect(&config, Schema::Existing).await.unwrap();
+    let rows = rows(&store).await;
+    assert_eq!(rows.len(), 78);
+    assert!(rows.values().all(|r| r.source == "api"));
+    assert_eq!(pipeline::status(&config).await.unwrap().dead_letters, 2);
+}
+
+/// Whether Cassandra has a keyspace of that name, asked through the driver.
+async fn keyspace_exists(config: &PipelineConfig) -> bool {
+    let error = Store::connect(config, Schema::Existing).await.err();
+    !matches!(error, Some(pipeline::PipelineError::Missing { what: "keyspace", .. }))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_and_monitor_name_what_is_missing_and_create_nothing() {
+    let config = isolated_pipeline("readonly");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.parquet");
+    let run = contract_rl(&[
+        "snapshot",
+        "--keyspace",
+        &config.keyspace,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("keyspace") && stderr.contains(&config.keyspace),
+        "{stderr}"
+    );
+    assert!(!out.exists() && !out.with_extension("manifest.json").exists());
+    assert!(!keyspace_exists(&config).await, "snapshot created the keyspace");
+
+    let mut args = vec!["monitor".to_owned()];
+    args.extend(service_args(&config));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = contract_rl(&args);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("topic") && stderr.contains(&config.topic), "{stderr}");
+    assert!(!keyspace_exists(&config).await, "monitor created the keyspace");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .unwrap();
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).unwrap();
+    assert!(
+        metadata.topics().iter().all(|t| !t.name().starts_with(&config.topic)),
+        "monitor created a topic"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_of_a_keyspace_without_the_users_table_names_the_table() {
+    let config = isolated_pipeline("notable");
+    // A keyspace that exists but holds no users table.
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(&config.cassandra_nodes)
+        .build()
+        .await
+        .unwrap();
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE {} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}",
+                config.keyspace
+            ),
+            (),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.parquet");
+    let run = contract_rl(&[
+        "snapshot",
+        "--keyspace",
+        &config.keyspace,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(&format!("table \"{}.users\"", config.keyspace)),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let tables = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+            (config.keyspace.clone(),),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    assert_eq!(tables.rows_num(), 0, "snapshot created the table");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_ingests_over_https_from_a_server_it_is_told_to_trust() {
+    let config = isolated_pipeline("https");
+    let page = Generator::new("https", &[]).unwrap().page(30, 1);
+    let (url, certificate) = tls::serve_tls(serde_json::to_string(&page).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("server.pem");
+    std::fs::write(&ca, certificate).unwrap();
+    let mut args: Vec<String> = [
+        "ingest",
+        "--users",
+        "30",
+        "--page-size",
+        "30",
+        "--seed",
+        "https",
+        "--api-url",
+        &url,
+        "--api-ca-cert",
+        ca.to_str().unwrap(),
+        "-q",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(service_args(&config));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = contract_rl(&args);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("produced 30 users"), "{stdout}");
+    sink_until_caught_up(&config).await;
+    let store = Store::connect(&config, Schema::Existing).await.unwrap();
+    let rows = rows(&store).await;
+    let expected: Vec<UserRecord> = page
+        .results
+        .iter()
+        .map(|u| UserRecord::from_api(u, "api").unwrap())
+        .collect();
+    assert_eq!(rows.len(), 30);
+    for record in &expected {
+        assert_eq!(without_lineage(rows[&record.user_id].clone()), *record);
+    }
+
+    // Without the certificate the same server is refused: a failure at run time, not exit 2.
+    let run = contract_rl(&["ingest", "--users", "1", "--api-url", &url, "--api-attempts", "1", "-q"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&run.stderr)
+            .to_lowercase()
+            .contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
