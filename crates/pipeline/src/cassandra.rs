@@ -5,7 +5,7 @@ use std::path::Path;
 
 use chrono::DateTime;
 use contract_rl_core::record::UserRecord;
-use contract_rl_core::schema::{COLUMNS, ColumnType, Field};
+use contract_rl_core::schema::{COLUMNS, ColumnType, Field, FieldError};
 use futures::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -48,8 +48,8 @@ impl SerializeValue for Cell<'_> {
     }
 }
 
-/// A row read back, as a record.
-fn record_of(row: Row) -> Result<UserRecord, String> {
+/// A row read back, as a record (a value of another CQL type fails as the text of it).
+fn record_of(row: Row) -> Result<UserRecord, FieldError> {
     let fields = row.columns.into_iter().map(|value| match value {
         None => Field::Null,
         Some(CqlValue::Uuid(v)) => Field::Uuid(v),
@@ -60,7 +60,7 @@ fn record_of(row: Row) -> Result<UserRecord, String> {
         Some(CqlValue::Double(v)) => Field::Double(v),
         Some(other) => Field::Text(format!("{other:?}").into()),
     });
-    UserRecord::from_fields(fields).map_err(|e| e.to_string())
+    UserRecord::from_fields(fields)
 }
 
 /// Token ranges a scan is split into.
@@ -231,13 +231,7 @@ impl Store {
                     .await
                     .map_err(|e| self.error("reading users", e))?;
                 rows.into_iter()
-                    .map(|row| {
-                        record_of(row).map_err(|reason| PipelineError::Cassandra {
-                            nodes: self.nodes.clone(),
-                            context: "reading users",
-                            source: reason.into(),
-                        })
-                    })
+                    .map(|row| record_of(row).map_err(|e| self.error("reading users", e)))
                     .collect::<Result<Vec<_>, _>>()
             })
             .buffer_unordered(SCAN_PARALLELISM)

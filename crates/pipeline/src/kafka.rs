@@ -47,20 +47,30 @@ pub fn encode(record: &UserRecord) -> Vec<u8> {
     serde_json::to_vec(&message).expect("records serialise")
 }
 
+/// Why a message cannot be written; its text is the dead letter's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The message has no payload.
+    #[error("empty message")]
+    Empty,
+    /// The payload is not a message of the JSON Schema's shape.
+    #[error("undecodable message: {0}")]
+    Undecodable(#[from] serde_json::Error),
+    /// A message format this sink does not read.
+    #[error("schema_version {0} is not supported (this sink reads {SCHEMA_VERSION})")]
+    SchemaVersion(u32),
+    /// The record fails validation.
+    #[error("invalid record: {0}")]
+    Invalid(#[from] Rejection),
+}
+
 /// Decodes and validates a payload; the error is the reason to dead-letter it.
-pub fn decode(payload: Option<&[u8]>) -> Result<UserRecord, String> {
-    let payload = payload.ok_or("empty message")?;
-    let message: UserMessage = serde_json::from_slice(payload).map_err(|e| format!("undecodable message: {e}"))?;
+pub fn decode(payload: Option<&[u8]>) -> Result<UserRecord, DecodeError> {
+    let message: UserMessage = serde_json::from_slice(payload.ok_or(DecodeError::Empty)?)?;
     if message.schema_version != SCHEMA_VERSION {
-        return Err(format!(
-            "schema_version {} is not supported (this sink reads {SCHEMA_VERSION})",
-            message.schema_version
-        ));
+        return Err(DecodeError::SchemaVersion(message.schema_version));
     }
-    message
-        .record
-        .validate()
-        .map_err(|e: Rejection| format!("invalid record: {e}"))?;
+    message.record.validate()?;
     Ok(message.record)
 }
 
@@ -307,13 +317,14 @@ pub fn offsets_with<C: Consumer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contract_rl_core::schema::{COLUMNS, ColumnType};
     use contract_rl_core::source::{Generator, generate_records};
 
     #[test]
     fn a_record_survives_encoding() {
         let (records, _) = generate_records(&Generator::new("kafka", &[]).unwrap(), 3);
         for r in records {
-            assert_eq!(decode(Some(&encode(&r))), Ok(r));
+            assert_eq!(decode(Some(&encode(&r))).unwrap(), r);
         }
     }
 
@@ -330,25 +341,61 @@ mod tests {
         assert_eq!(documented, sent);
     }
 
+    /// Each column's JSON type, and whether the schema lets it be null or absent.
+    #[test]
+    fn the_json_schema_types_every_column_as_the_record_schema_does() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../schemas/users_created.v1.schema.json")).unwrap();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for column in COLUMNS {
+            let property = &schema["properties"][column.name];
+            let (json, format) = match column.ty {
+                ColumnType::Uuid => ("string", Some("uuid")),
+                ColumnType::Text => ("string", None),
+                ColumnType::Timestamp => ("string", Some("date-time")),
+                ColumnType::Int | ColumnType::BigInt => ("integer", None),
+                ColumnType::Double => ("number", None),
+            };
+            let expected = if column.nullable {
+                serde_json::json!([json, "null"])
+            } else {
+                serde_json::json!(json)
+            };
+            match property["enum"].as_array() {
+                // A closed list of values stands for its type.
+                Some(values) => assert!(
+                    values.iter().all(|v| v.is_string()) && json == "string",
+                    "{}",
+                    column.name
+                ),
+                None => assert_eq!(property["type"], expected, "{}", column.name),
+            }
+            assert_eq!(property["format"].as_str(), format, "{}", column.name);
+            assert_eq!(required.contains(&column.name), !column.nullable, "{}", column.name);
+        }
+    }
+
     #[test]
     fn bad_payloads_get_a_reason() {
-        assert!(decode(None).unwrap_err().contains("empty"));
-        assert!(decode(Some(b"{not json")).unwrap_err().contains("undecodable"));
+        let reason = |payload: &[u8]| decode(Some(payload)).unwrap_err().to_string();
+        assert!(decode(None).unwrap_err().to_string().contains("empty"));
+        assert!(reason(b"{not json").contains("undecodable"));
         let (records, _) = generate_records(&Generator::new("kafka", &[]).unwrap(), 1);
         let mut value: serde_json::Value = serde_json::from_slice(&encode(&records[0])).unwrap();
         value.as_object_mut().unwrap().remove("user_id");
-        let reason = decode(Some(&serde_json::to_vec(&value).unwrap())).unwrap_err();
-        assert!(reason.contains("user_id"), "{reason}");
+        let why = reason(&serde_json::to_vec(&value).unwrap());
+        assert!(why.contains("user_id"), "{why}");
         value["user_id"] = records[0].user_id.to_string().into();
         value["latitude"] = 123.0.into();
-        let reason = decode(Some(&serde_json::to_vec(&value).unwrap())).unwrap_err();
-        assert!(reason.contains("latitude 123 is outside"), "{reason}");
+        let why = reason(&serde_json::to_vec(&value).unwrap());
+        assert!(why.contains("latitude 123 is outside"), "{why}");
         value["latitude"] = 1.0.into();
         value["schema_version"] = 2.into();
-        assert!(
-            decode(Some(&serde_json::to_vec(&value).unwrap()))
-                .unwrap_err()
-                .contains("schema_version 2")
-        );
+        assert!(reason(&serde_json::to_vec(&value).unwrap()).contains("schema_version 2"));
     }
 }

@@ -123,7 +123,7 @@ pub async fn run_sink(
                         .send_dead_letter(
                             message.key().unwrap_or_default(),
                             message.payload().unwrap_or_default(),
-                            &reason,
+                            &reason.to_string(),
                         )
                         .map_err(kafka_error(config, "queueing a dead letter"))?;
                     dead += 1;
