@@ -56,7 +56,7 @@ fn check_env_passes_on_the_default_env() {
     let run = contract_rl(&["check-env", "envs/contract-choice.toml", "--episodes", "5"]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{stdout}");
-    assert!(stdout.contains("7 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("10 passed, 0 failed"), "{stdout}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use contract_rl_core::agents::{
-    Agent, AgentRng, BestSingleContract, CoreAgents, HindsightOracle, MyopicOracle, RandomAgent,
+    Agent, AgentRng, BestSingleContract, CoreAgents, HindsightOracle, MyopicOracle, OnlineOracle, RandomAgent,
 };
 use contract_rl_core::env::{ContractChoiceEnv, EnvConfig, Split, check_env, features::bucket};
 use contract_rl_core::experiment::{EpisodeStats, Experiment, ExperimentError, RunOptions, evaluate, offer_mix};
@@ -22,7 +22,14 @@ const CAMPAIGNS: usize = 50;
 
 fn held_out(agent: &mut dyn Agent) -> Vec<EpisodeStats> {
     let model = support::sample_model();
-    evaluate(&model, agent, &mut AgentRng::seed_from_u64(0), CAMPAIGNS, 77)
+    evaluate(
+        &model,
+        agent,
+        &mut AgentRng::seed_from_u64(0),
+        Split::Test,
+        CAMPAIGNS,
+        77,
+    )
 }
 
 fn mean_expected(stats: &[EpisodeStats]) -> f64 {
@@ -37,7 +44,7 @@ fn the_default_env_passes_every_check() {
         assert!(names.contains(&expected), "no {expected:?} check in {names:?}");
     }
     // One spaces check, then three per split.
-    assert_eq!(checks.len(), 7, "{names:?}");
+    assert_eq!(checks.len(), 10, "{names:?}");
     for c in &checks {
         assert!(c.passed, "{}: {}", c.name, c.detail);
     }
@@ -337,7 +344,7 @@ fn an_out_of_range_hyperparameter_is_named() {
         last_agent(t).insert("gamma".into(), Value::Float(1.2));
     });
     assert!(
-        message.contains("agents[4].gamma") && message.contains("[0, 1]"),
+        message.contains("agents[5].gamma") && message.contains("[0, 1]"),
         "{message}"
     );
 }
@@ -398,4 +405,88 @@ fn agents_that_do_not_learn_record_no_diagnostics() {
     for run in &results.runs {
         assert_eq!(run.metrics.is_empty(), run.agent != "q_learning", "{}", run.agent);
     }
+}
+
+#[test]
+fn the_online_oracle_sits_between_the_myopic_oracle_and_the_hindsight_optimum() {
+    let model = support::sample_model();
+    let campaigns = |agent: &mut dyn Agent| {
+        evaluate(&model, agent, &mut AgentRng::seed_from_u64(0), Split::Test, 200, 5)
+            .iter()
+            .map(|s| s.expected_return)
+            .collect::<Vec<f64>>()
+    };
+    let online = campaigns(&mut OnlineOracle::new(Arc::clone(&model)));
+    let hindsight = campaigns(&mut HindsightOracle::new(Arc::clone(&model)));
+    let myopic = campaigns(&mut MyopicOracle::new(Arc::clone(&model)));
+    for (i, (o, h)) in online.iter().zip(&hindsight).enumerate() {
+        assert!(o <= &(h + 1e-9), "campaign {i}: online {o} above hindsight {h}");
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(
+        mean(&online) > mean(&myopic),
+        "online {} vs myopic {}",
+        mean(&online),
+        mean(&myopic)
+    );
+    // The DP's own value of a campaign drawn from the population agrees with what it reaches.
+    let value = OnlineOracle::new(Arc::clone(&model))
+        .optimal_value(Split::Test)
+        .unwrap();
+    assert!(
+        (mean(&online) - value).abs() < 0.02 * value,
+        "{} vs {value}",
+        mean(&online)
+    );
+}
+
+#[test]
+fn the_three_splits_are_disjoint_cover_every_user_and_ignore_row_order() {
+    use std::collections::BTreeSet;
+    let config = EnvConfig::load(&support::env_file()).unwrap();
+    let mut records = support::sample_records();
+    let ids = |model: &contract_rl_core::env::EnvModel, split: Split| -> BTreeSet<uuid::Uuid> {
+        model.split(split).iter().map(|&u| model.user_id(u)).collect()
+    };
+    let forward = contract_rl_core::env::EnvModel::build(config.clone(), &records).unwrap();
+    records.reverse();
+    let backward = contract_rl_core::env::EnvModel::build(config.clone(), &records).unwrap();
+    let mut all = BTreeSet::new();
+    for split in Split::ALL {
+        let users = ids(&forward, split);
+        assert_eq!(users, ids(&backward, split), "{split:?} depends on row order");
+        assert!(users.is_disjoint(&all), "{split:?} overlaps another split");
+        all.extend(users);
+    }
+    assert_eq!(all.len(), records.len());
+    let share = |split| ids(&forward, split).len() as f64 / records.len() as f64;
+    assert!((share(Split::Test) - 0.2).abs() < 0.02 && (share(Split::Validation) - 0.2).abs() < 0.02);
+    // Test users stay test users whatever the validation share.
+    let mut wider = config;
+    wider.validation_fraction = 0.4;
+    let wider = contract_rl_core::env::EnvModel::build(wider, &records).unwrap();
+    assert_eq!(ids(&wider, Split::Test), ids(&forward, Split::Test));
+}
+
+#[test]
+fn a_quota_share_that_is_no_whole_number_of_offers_names_the_nearest_valid_ones() {
+    let message = env_error(|t| {
+        contract(t, 3).insert("quota".into(), Value::Float(0.105));
+    });
+    assert!(message.contains("contracts[3].quota"), "{message}");
+    assert!(message.contains("0.1 and 0.11"), "{message}");
+}
+
+#[test]
+fn a_tabular_state_space_too_large_to_hold_is_refused() {
+    let message = env_error(|t| {
+        let edges: Vec<Value> = (1..=600).map(|i| Value::Float(f64::from(i) / 10.0)).collect();
+        let state = t["state"].as_table_mut().unwrap();
+        state.insert("age_edges_years".into(), Value::Array(edges.clone()));
+        state.insert("seniority_edges_years".into(), Value::Array(edges));
+    });
+    assert!(
+        message.contains("state") && message.contains("tabular state has more than"),
+        "{message}"
+    );
 }

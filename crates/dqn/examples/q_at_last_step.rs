@@ -16,7 +16,10 @@ use rand::SeedableRng;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let checkpoint = PathBuf::from(args.next().expect("usage: q_at_last_step CHECKPOINT [CONTRACT] [HIDDEN...]"));
+    let checkpoint = PathBuf::from(
+        args.next()
+            .expect("usage: q_at_last_step CHECKPOINT [CONTRACT] [HIDDEN...]"),
+    );
     let contract = args.next().unwrap_or_else(|| "premium".into());
     let hidden: Vec<usize> = args.map(|h| h.parse().expect("hidden sizes")).collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -30,11 +33,21 @@ fn main() {
         .position(|c| c.name == contract)
         .expect("a contract of the default env");
     let dqn_config = DqnConfig {
-        hidden: if hidden.is_empty() { DqnConfig::default().hidden } else { hidden },
+        hidden: if hidden.is_empty() {
+            DqnConfig::default().hidden
+        } else {
+            hidden
+        },
         ..DqnConfig::default()
     };
     let scale = f64::from(dqn_config.reward_scale);
-    let mut agent = Dqn::new(dqn_config, model.dense_len(), model.n_actions(), 1, &mut AgentRng::seed_from_u64(0));
+    let mut agent = Dqn::new(
+        dqn_config,
+        model.dense_len(),
+        model.n_actions(),
+        1,
+        &mut AgentRng::seed_from_u64(0),
+    );
     agent.load(&checkpoint).expect("the checkpoint loads");
     // The last user of a campaign, with one offer of every quota left.
     let last = model.episode_len() - 1;
@@ -48,7 +61,10 @@ fn main() {
         }
         let truth = model.expected_reward(user, a);
         let q = agent.q_values(&obs);
-        let bin = edges.windows(2).position(|w| truth >= w[0] && truth < w[1]).expect("a bin");
+        let bin = edges
+            .windows(2)
+            .position(|w| truth >= w[0] && truth < w[1])
+            .expect("a bin");
         let b = &mut bins[bin];
         b.0 += 1;
         b.1 += truth;
@@ -57,7 +73,9 @@ fn main() {
         b.4 += usize::from(masked_argmax(&obs, |x| model.expected_reward(user, x)) == Some(a));
     }
     println!("{contract} at the last step, test users, {}", checkpoint.display());
-    println!("| true expected reward | users | mean true | mean Q / reward_scale | network picks it | truth picks it |");
+    println!(
+        "| true expected reward | users | mean true | mean Q / reward_scale | network picks it | truth picks it |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     for (w, (n, truth, q, net, best)) in edges.windows(2).zip(&bins).filter(|(_, b)| b.0 > 0) {
         let n_f = *n as f64;

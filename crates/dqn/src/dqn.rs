@@ -14,7 +14,7 @@ use std::path::Path;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Param;
-use burn::nn::loss::{HuberLossConfig, Reduction};
+use burn::nn::loss::{HuberLossConfig, MseLoss, Reduction};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -209,6 +209,7 @@ impl Dqn {
             .collect();
         let online = QNetwork::new(&sizes, rng, &device);
         let optimizer = AdamConfig::new()
+            .with_epsilon(config.adam_epsilon)
             .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm)))
             .init();
         let acting = online.to_plain();
@@ -290,19 +291,18 @@ impl Dqn {
             .collect();
         let y = Tensor::<1>::from_data(TensorData::new(y, [b]), &self.device);
         // Loss, backward, optimiser step.
-        let loss = HuberLossConfig::new(c.huber_delta)
-            .init()
-            .forward(q, y, Reduction::Mean);
+        let loss = match c.huber_delta {
+            Some(delta) => HuberLossConfig::new(delta).init().forward(q, y, Reduction::Mean),
+            None => MseLoss::new().forward(q, y, Reduction::Mean),
+        };
         self.diagnostics.add(loss.clone().detach().into_scalar(), q_mean);
         let grads = GradientsParams::from_grads(loss.backward(), &self.online);
         self.online = self.optimizer.step(c.learning_rate, self.online.clone(), grads);
         self.acting = self.online.to_plain();
-        // Target sync.
+        // Polyak target sync (hard copies follow env steps, in `observe`).
         self.updates += 1;
         if c.tau < 1.0 {
             self.target.blend(&self.acting, c.tau as f32);
-        } else if self.updates.is_multiple_of(c.target_update_interval) {
-            self.target = self.acting.clone();
         }
     }
 }
@@ -351,6 +351,9 @@ impl Agent for Dqn {
                 self.gradient_step(rng);
             }
         }
+        if self.config.tau >= 1.0 && self.steps.is_multiple_of(self.config.target_update_interval) {
+            self.target = self.acting.clone();
+        }
     }
 }
 
@@ -360,19 +363,21 @@ mod tests {
 
     use super::*;
     use contract_rl_core::agents::MyopicOracle;
-    use contract_rl_core::env::{ContractChoiceEnv, EnvConfig, EnvModel, Split};
+    use contract_rl_core::env::{ContractChoiceEnv, EnvConfig, EnvModel, MAX_CONTRACTS, Split};
     use contract_rl_core::experiment::{Mode, evaluate, play_episode};
     use contract_rl_core::source::{Generator, generate_records};
     use rand::SeedableRng;
 
-    /// Two contracts; women almost always take `a`, men `b`: one clearly best action per state.
-    fn trivial_model() -> Arc<EnvModel> {
-        let config: EnvConfig = toml::from_str(
+    /// An env of one region, no state buckets, campaigns of `episode_len` users and the
+    /// `contracts` given as TOML, on 2,000 (or `users`) generated users.
+    fn small_model(episode_len: usize, contracts: &str, users: usize) -> Arc<EnvModel> {
+        let config: EnvConfig = toml::from_str(&format!(
             r#"
-            name = "trivial"
+            name = "small"
             version = 1
-            episode_len = 10
+            episode_len = {episode_len}
             test_fraction = 0.2
+            validation_fraction = 0.2
             [standardise]
             age_mean_years = 53.0
             age_std_years = 16.0
@@ -386,6 +391,20 @@ mod tests {
             seniority_edges_years = []
             quota_remaining_edges = []
             progress_edges = []
+            {contracts}
+            "#
+        ))
+        .unwrap();
+        config.validate(Path::new("small.toml")).unwrap();
+        let (records, _) = generate_records(&Generator::new("dqn", &[]).unwrap(), users);
+        Arc::new(EnvModel::build(config, &records).unwrap())
+    }
+
+    /// Two contracts; women almost always take `a`, men `b`: one clearly best action per state.
+    fn trivial_model() -> Arc<EnvModel> {
+        small_model(
+            10,
+            r#"
             [[contracts]]
             name = "a"
             margin = 100.0
@@ -397,11 +416,8 @@ mod tests {
             offer_cost = 0.0
             response = { bias = 3.0, coefficients = { female = -6.0 } }
             "#,
+            2000,
         )
-        .unwrap();
-        config.validate(Path::new("trivial.toml")).unwrap();
-        let (records, _) = generate_records(&Generator::new("dqn", &[]).unwrap(), 2000);
-        Arc::new(EnvModel::build(config, &records).unwrap())
     }
 
     fn small_config() -> DqnConfig {
@@ -436,11 +452,11 @@ mod tests {
         let mut agent = train(&model, small_config(), 1, 400);
         let mut rng = AgentRng::seed_from_u64(0);
         let mut oracle = MyopicOracle::new(Arc::clone(&model));
-        let learned: f64 = evaluate(&model, &mut agent, &mut rng, 20, 5)
+        let learned: f64 = evaluate(&model, &mut agent, &mut rng, Split::Test, 20, 5)
             .iter()
             .map(|s| s.expected_return)
             .sum();
-        let best: f64 = evaluate(&model, &mut oracle, &mut rng, 20, 5)
+        let best: f64 = evaluate(&model, &mut oracle, &mut rng, Split::Test, 20, 5)
             .iter()
             .map(|s| s.expected_return)
             .sum();
@@ -480,14 +496,29 @@ mod tests {
         let model = trivial_model();
         let config = DqnConfig {
             target_update_interval: 5,
+            train_freq: 1,
             ..small_config()
         };
         let mut agent = train(&model, config, 4, 25);
-        let obs = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 0).reset(None).0;
+        let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 0);
+        let obs = env.reset(None).0;
         let mut rng = AgentRng::seed_from_u64(9);
-        // Learn until just after an update point, then check the next four steps leave it alone.
-        while !agent.updates().is_multiple_of(5) {
-            agent.gradient_step(&mut rng);
+        // One env step with a gradient step on a fixed transition.
+        let mut step = |agent: &mut Dqn| {
+            let action = obs.mask.nth(0).unwrap();
+            let transition = Transition {
+                obs,
+                action,
+                reward: 50.0,
+                next_obs: obs,
+                terminated: true,
+                truncated: false,
+            };
+            agent.observe(&transition, &mut rng);
+        };
+        // Learn until an update point, then check the next four env steps leave it alone.
+        while !agent.steps.is_multiple_of(5) {
+            step(&mut agent);
         }
         let synced = agent.target_q_values(&obs);
         assert_eq!(
@@ -496,16 +527,82 @@ mod tests {
             "the target equals the online network after a sync"
         );
         for _ in 0..4 {
-            agent.gradient_step(&mut rng);
+            step(&mut agent);
             assert_eq!(agent.target_q_values(&obs), synced, "no change between update points");
         }
         assert_ne!(agent.q_values(&obs), synced, "the online network moved");
-        agent.gradient_step(&mut rng);
+        step(&mut agent);
         assert_eq!(
             agent.target_q_values(&obs),
             agent.q_values(&obs),
             "synced again at the update point"
         );
+    }
+
+    /// One decision per campaign between a sure contract (worth about 10) and a rare large one
+    /// (300 with probability 0.03: worth 9 on average); the same for every user.
+    fn rare_reward_model() -> Arc<EnvModel> {
+        small_model(
+            1,
+            r#"
+            [[contracts]]
+            name = "sure"
+            margin = 10.0
+            offer_cost = 0.0
+            response = { bias = 12.0 }
+            [[contracts]]
+            name = "rare"
+            margin = 300.0
+            offer_cost = 0.0
+            response = { bias = -3.4760986898 }
+            "#,
+            500,
+        )
+    }
+
+    /// Q / reward_scale of each action, averaged over test users, after uniform exploration.
+    fn learned_values(huber_delta: Option<f32>) -> Vec<f64> {
+        let model = rare_reward_model();
+        let config = DqnConfig {
+            hidden: vec![16],
+            learning_rate: 3e-4,
+            learning_starts: 100,
+            epsilon_start: 1.0,
+            epsilon_end: 1.0,
+            huber_delta,
+            ..DqnConfig::default()
+        };
+        let agent = train(&model, config, 1, 30_000);
+        let users = model.split(Split::Test);
+        (0..2)
+            .map(|a| {
+                users
+                    .iter()
+                    .map(|&u| f64::from(agent.q_values(&model.observe(u, 0, &[0; MAX_CONTRACTS]))[a]) / 0.01)
+                    .sum::<f64>()
+                    / users.len() as f64
+            })
+            .collect()
+    }
+
+    #[test]
+    fn squared_error_recovers_the_mean_of_a_rare_large_reward() {
+        let model = rare_reward_model();
+        let truth: Vec<f64> = (0..2)
+            .map(|a| model.expected_reward(model.split(Split::Test)[0], a))
+            .collect();
+        assert!(
+            (truth[0] - 10.0).abs() < 0.01 && (truth[1] - 9.0).abs() < 0.01,
+            "{truth:?}"
+        );
+        let mse = learned_values(None);
+        for (q, t) in mse.iter().zip(&truth) {
+            assert!((q - t).abs() < 1.5, "squared error: Q {mse:?} vs truth {truth:?}");
+        }
+        // The bias this default removes: a Huber loss with δ = 1 on rewards scaled by 0.01 values
+        // the rare contract near its median, far below its mean.
+        let huber = learned_values(Some(1.0));
+        assert!(huber[1] < truth[1] - 4.0, "Huber δ = 1: Q {huber:?} vs truth {truth:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use contract_rl_core::env::Split;
 use contract_rl_core::experiment::{Experiment, ExperimentError, RunOptions};
 use contract_rl_dqn::DqnAgents;
 use toml::Value;
@@ -56,8 +57,14 @@ fn a_saved_dqn_is_evaluated_exactly_as_it_was_trained() {
     let evaluated = experiment.run(&DqnAgents, &RunOptions::default(), &|_| {}).unwrap();
     let run = &evaluated.runs[0];
     assert!(run.episodes.is_empty(), "a loaded agent is evaluated, not trained");
-    assert_eq!(run.evals.len(), 1);
-    assert_eq!(run.evals[0].campaigns, trained.runs[0].evals.last().unwrap().campaigns);
+    assert_eq!(run.evals.len(), 2, "once on validation, once on test");
+    let final_validation = trained.runs[0]
+        .evals
+        .iter()
+        .rfind(|e| e.split == Split::Validation)
+        .unwrap();
+    assert_eq!(run.evals[0].campaigns, final_validation.campaigns);
+    assert_eq!(run.test_eval().campaigns, trained.runs[0].test_eval().campaigns);
 }
 
 #[test]

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use contract_rl_core::agents::AgentFactory;
 use contract_rl_core::experiment::{
-    Experiment, ExperimentConfig, ExperimentError, Results, acceptance_rate, mean, offer_mix,
+    EvalPoint, Experiment, ExperimentConfig, ExperimentError, Results, Trace, acceptance_rate, offer_mix,
 };
+use contract_rl_core::report::stats::mean;
 use contract_rl_core::report::{AgentSummary, Summary};
 use polars::prelude::*;
 use serde::Serialize;
@@ -162,16 +163,17 @@ impl LoadedExperiment {
 
     /// `evals.parquet`: one row per evaluation point of each run.
     fn evals_frame(&self, results: &Results) -> DataFrame {
-        let (myopic, hindsight) = self.experiment.reference_means();
+        let model = self.experiment.model();
         let points: Vec<_> = results
             .runs
             .iter()
             .flat_map(|r| r.evals.iter().map(move |e| (r, e)))
             .collect();
-        let expected: Vec<f64> = points
-            .iter()
-            .map(|(_, e)| mean(e.campaigns.iter().map(|c| c.expected_return)))
-            .collect();
+        let f64_column = |name: &str, value: &dyn Fn(&EvalPoint) -> f64| {
+            Column::new(name.into(), points.iter().map(|(_, e)| value(e)).collect::<Vec<f64>>())
+        };
+        let reference = |e: &EvalPoint| self.experiment.references(e.split).means();
+        let expected = |e: &EvalPoint| mean(e.campaigns.iter().map(|c| c.expected_return));
         let mut columns = vec![
             Column::new(
                 "agent".into(),
@@ -182,6 +184,10 @@ impl LoadedExperiment {
                 points.iter().map(|(r, _)| r.seed as i64).collect::<Vec<_>>(),
             ),
             Column::new(
+                "split".into(),
+                points.iter().map(|(_, e)| e.split.name()).collect::<Vec<_>>(),
+            ),
+            Column::new(
                 "episode".into(),
                 points.iter().map(|(_, e)| e.episode as i64).collect::<Vec<_>>(),
             ),
@@ -189,38 +195,55 @@ impl LoadedExperiment {
                 "step".into(),
                 points.iter().map(|(_, e)| e.step as i64).collect::<Vec<_>>(),
             ),
-            Column::new("expected_return".into(), expected.clone()),
-            Column::new(
-                "return".into(),
-                points
-                    .iter()
-                    .map(|(_, e)| mean(e.campaigns.iter().map(|c| c.return_)))
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new("myopic_oracle_expected_return".into(), vec![myopic; points.len()]),
-            Column::new("hindsight_expected_return".into(), vec![hindsight; points.len()]),
-            Column::new(
-                "regret".into(),
-                expected.iter().map(|x| hindsight - x).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "acceptance_rate".into(),
-                points
-                    .iter()
-                    .map(|(_, e)| acceptance_rate(&e.campaigns))
-                    .collect::<Vec<_>>(),
-            ),
+            f64_column("expected_return", &expected),
+            f64_column("return", &|e| mean(e.campaigns.iter().map(|c| c.return_))),
+            f64_column("myopic_oracle_expected_return", &|e| reference(e).myopic_oracle),
+            f64_column("online_optimum_expected_return", &|e| reference(e).online_optimum),
+            f64_column("hindsight_expected_return", &|e| reference(e).hindsight_optimum),
+            f64_column("regret", &|e| reference(e).online_optimum - expected(e)),
+            f64_column("acceptance_rate", &|e| acceptance_rate(&e.campaigns)),
         ];
-        let mixes: Vec<Vec<f64>> = points
-            .iter()
-            .map(|(_, e)| offer_mix(&e.campaigns, self.experiment.model().n_actions()))
-            .collect();
-        for (a, contract) in self.experiment.model().config().contracts.iter().enumerate() {
-            let share: Vec<f64> = mixes.iter().map(|m| m[a]).collect();
-            columns.push(Column::new(format!("mix_{}", contract.name).into(), share));
+        let contracts = &model.config().contracts;
+        for (a, contract) in contracts.iter().enumerate() {
+            let name = format!("mix_{}", contract.name);
+            columns.push(f64_column(&name, &|e| offer_mix(&e.campaigns, model.n_actions())[a]));
+        }
+        // Diagnostics: offers left of each quota at the end, and each contract's share of the
+        // offers in each tenth of the campaign.
+        for (a, contract) in contracts.iter().enumerate() {
+            if model.offer_caps()[a].is_some() {
+                let name = format!("offers_left_{}", contract.name);
+                columns.push(f64_column(&name, &|e| {
+                    mean(e.traces.iter().map(|t| f64::from(t.offers_left[a])))
+                }));
+            }
+        }
+        for (a, contract) in contracts.iter().enumerate() {
+            for decile in 0..DECILES {
+                let name = format!("share_{}_d{}", contract.name, decile + 1);
+                columns.push(f64_column(&name, &|e| decile_share(&e.traces, a, decile)));
+            }
         }
         DataFrame::new_infer_height(columns).expect("equal-length columns")
     }
+}
+
+/// Tenths of a campaign in the per-decile diagnostics.
+const DECILES: usize = 10;
+
+/// Share of the offers made in tenth `decile` of the campaigns that went to contract `a`.
+fn decile_share(traces: &[Trace], a: usize, decile: usize) -> f64 {
+    let (mut offers, mut of_a) = (0u32, 0u32);
+    for trace in traces {
+        let len = trace.actions.len();
+        for (t, &action) in trace.actions.iter().enumerate() {
+            if t * DECILES / len == decile {
+                offers += 1;
+                of_a += u32::from(usize::from(action) == a);
+            }
+        }
+    }
+    f64::from(of_a) / f64::from(offers)
 }
 
 /// `episodes.parquet`: one row per training campaign.
@@ -262,11 +285,13 @@ fn summary_frame(summary: &Summary) -> PolarsResult<DataFrame> {
         "iqm_expected_return" => col(|a| a.iqm_expected_return),
         "ci95_low" => col(|a| a.ci_low),
         "ci95_high" => col(|a| a.ci_high),
+        "pct_of_online_optimum" => col(|a| a.pct_of_online_optimum),
         "pct_of_myopic_oracle" => col(|a| a.pct_of_myopic_oracle),
         "iqm_regret" => col(|a| a.iqm_regret),
         "mean_acceptance_rate" => col(|a| a.mean_acceptance_rate),
-        "myopic_oracle_expected_return" => vec![summary.myopic_oracle_expected_return; summary.agents.len()],
-        "hindsight_expected_return" => vec![summary.hindsight_expected_return; summary.agents.len()],
+        "myopic_oracle_expected_return" => vec![summary.references.myopic_oracle; summary.agents.len()],
+        "online_optimum_expected_return" => vec![summary.references.online_optimum; summary.agents.len()],
+        "hindsight_expected_return" => vec![summary.references.hindsight_optimum; summary.agents.len()],
     )?;
     for (c, name) in summary.contracts.iter().enumerate() {
         frame.with_column(Column::new(

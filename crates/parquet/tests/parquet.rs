@@ -62,10 +62,14 @@ fn the_results_folder_holds_every_table_with_the_promised_columns() {
         ("step", "i64"),
         ("expected_return", "f64"),
         ("myopic_oracle_expected_return", "f64"),
+        ("online_optimum_expected_return", "f64"),
         ("hindsight_expected_return", "f64"),
         ("regret", "f64"),
         ("acceptance_rate", "f64"),
         ("mix_premium", "f64"),
+        ("offers_left_premium", "f64"),
+        ("share_premium_d1", "f64"),
+        ("share_monthly_d10", "f64"),
     ] {
         assert_eq!(
             schema.get(column).map(|d| d.to_string()),
@@ -73,17 +77,44 @@ fn the_results_folder_holds_every_table_with_the_promised_columns() {
             "{column}"
         );
     }
-    // 5 agents x 2 seeds; q_learning is evaluated at 0, 100, 200, 300 episodes, the others once.
-    assert_eq!(evals.height(), 4 * 2 + 4 * 2);
-    let regret = evals.column("regret").unwrap().f64().unwrap();
+    // 6 agents x 2 seeds; q_learning is evaluated on validation campaigns at 0, 100, 200 and
+    // 300 episodes, the others once, and every run once on the test campaigns at the end.
+    assert_eq!(evals.height(), (4 + 1) * 2 + 5 * (1 + 1) * 2);
+    let splits = evals.column("split").unwrap().str().unwrap();
+    assert_eq!(splits.iter().filter(|s| *s == Some("test")).count(), 6 * 2);
+    assert_eq!(
+        splits.iter().filter(|s| *s == Some("validation")).count(),
+        4 * 2 + 5 * 2
+    );
+    let column = |name: &str| -> Vec<f64> {
+        evals
+            .column(name)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .map(Option::unwrap)
+            .collect()
+    };
+    let (expected, hindsight) = (column("expected_return"), column("hindsight_expected_return"));
     assert!(
-        regret.iter().all(|r| r.unwrap() >= -1e-9),
+        expected.iter().zip(&hindsight).all(|(e, h)| e <= &(h + 1e-9)),
         "nothing beats the hindsight optimum"
     );
+    // Each decile's shares add up to one offer.
+    for decile in 1..=10 {
+        let names = ["monthly", "annual_12m", "biennial_24m", "premium", "youth"];
+        let sums: Vec<f64> = (0..evals.height())
+            .map(|row| names.iter().map(|c| column(&format!("share_{c}_d{decile}"))[row]).sum())
+            .collect();
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-9), "decile {decile}: {sums:?}");
+    }
+    let left = column("offers_left_premium");
+    assert!(left.iter().all(|l| (0.0..=10.0).contains(l)), "{left:?}");
 
     let episodes = table::read(&out.join("episodes.parquet")).unwrap();
     assert_eq!(episodes.height(), 300 * 2, "only the learner trains");
-    assert_eq!(table::read(&out.join("summary.parquet")).unwrap().height(), 5);
+    assert_eq!(table::read(&out.join("summary.parquet")).unwrap().height(), 6);
 
     // 30,000 steps per run, a record every 10,000 (the default): 3 records of 4 metrics, 2 seeds.
     let metrics = table::read(&out.join("metrics.parquet")).unwrap();
@@ -108,8 +139,8 @@ fn the_results_folder_holds_every_table_with_the_promised_columns() {
     assert_eq!(manifest["seeds"], serde_json::json!([3, 4]));
     assert_eq!(manifest["snapshot"]["rows"], 20_000);
     assert_eq!(manifest["build"]["commit"], "0123456789abcdef");
-    assert_eq!(manifest["runs"].as_array().unwrap().len(), 10);
-    assert!(manifest["runs"][8]["train_steps_per_sec"].as_f64().unwrap() > 0.0);
+    assert_eq!(manifest["runs"].as_array().unwrap().len(), 12);
+    assert!(manifest["runs"][10]["train_steps_per_sec"].as_f64().unwrap() > 0.0);
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(summary.contains("Probability of improvement"));
 }

@@ -20,13 +20,12 @@ impl Agent for RandomAgent {
     }
 }
 
-/// Offers the same contract to everyone: among the contracts open to every training user, the
-/// one with the highest mean expected reward. When its quota runs out, the best open-to-all
-/// contract without a quota is offered instead.
+/// Offers the same contract to everyone: among the contracts open to every training user and
+/// without a quota (so it can be offered all campaign), the one with the highest mean expected
+/// reward on training users.
 #[derive(Debug, Clone)]
 pub struct BestSingleContract {
     contract: usize,
-    fallback: usize,
 }
 
 impl BestSingleContract {
@@ -35,18 +34,11 @@ impl BestSingleContract {
         let train = model.split(Split::Train);
         let mean_reward =
             |a: usize| train.iter().map(|&u| model.expected_reward(u, a)).sum::<f64>() / train.len() as f64;
-        let open_to_all = |a: &usize| train.iter().all(|&u| model.eligible(u).contains(*a));
-        let contract = argmax_by((0..model.n_actions()).filter(open_to_all), mean_reward);
-        let unlimited = |a: &usize| model.offer_caps()[*a].is_none();
-        let fallback = argmax_by(
-            (0..model.n_actions()).filter(open_to_all).filter(unlimited),
-            mean_reward,
-        );
-        let fallback = fallback.expect("validation guarantees a contract open to every user without quota");
-        Self {
-            contract: contract.unwrap_or(fallback),
-            fallback,
-        }
+        let single =
+            |a: &usize| model.offer_caps()[*a].is_none() && train.iter().all(|&u| model.eligible(u).contains(*a));
+        let contract = argmax_by((0..model.n_actions()).filter(single), mean_reward)
+            .expect("validation guarantees a contract open to every user without quota");
+        Self { contract }
     }
 
     /// The chosen contract.
@@ -59,8 +51,6 @@ impl Agent for BestSingleContract {
     fn act(&mut self, obs: &Observation, _rng: &mut AgentRng) -> usize {
         if obs.mask.contains(self.contract) {
             self.contract
-        } else if obs.mask.contains(self.fallback) {
-            self.fallback
         } else {
             obs.mask.nth(0).expect("a non-terminal observation has a valid action")
         }

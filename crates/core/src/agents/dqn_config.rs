@@ -19,12 +19,13 @@ pub struct DqnConfig {
     pub buffer_size: usize,
     /// Transitions per gradient step.
     pub batch_size: usize,
-    /// Discount factor in [0, 1].
+    /// Discount factor in [0, 1]; 1 for finite campaigns evaluated undiscounted (progress is in
+    /// the observation).
     pub gamma: f64,
-    /// Target update: 1.0 copies the online network every `target_update_interval` gradient
-    /// steps; below 1.0, Polyak averaging with this weight after every gradient step.
+    /// Target update: 1.0 copies the online network every `target_update_interval` env steps;
+    /// below 1.0, Polyak averaging with this weight after every gradient step.
     pub tau: f64,
-    /// Gradient steps between hard target updates.
+    /// Env steps between hard target updates (Stable-Baselines3's meaning).
     pub target_update_interval: u64,
     /// Env steps between training rounds.
     pub train_freq: u64,
@@ -38,12 +39,17 @@ pub struct DqnConfig {
     pub epsilon_end: f64,
     /// Share of the training steps over which ε decays linearly.
     pub epsilon_decay_fraction: f64,
-    /// Largest gradient norm; larger gradients are scaled down.
+    /// Largest gradient norm of each parameter tensor (burn's clipping); larger gradients are
+    /// scaled down. Stable-Baselines3 clips the norm of all gradients together instead.
     pub max_grad_norm: f32,
+    /// Adam's ε (PyTorch's and so Stable-Baselines3's default, 1e-8; burn's own is 1e-5).
+    pub adam_epsilon: f32,
     /// Double DQN: the online network picks the bootstrap action, the target evaluates it.
     pub double_dqn: bool,
-    /// Huber loss threshold, in scaled reward units.
-    pub huber_delta: f32,
+    /// Huber loss threshold in scaled reward units; absent: squared error, whose fixed point is
+    /// the mean. A Huber loss estimates the mean only for TD errors within δ: with rare large
+    /// rewards beyond it, it converges toward a median-like value and undervalues them.
+    pub huber_delta: Option<f32>,
     /// Rewards are multiplied by this before learning (margins are in the hundreds).
     pub reward_scale: f32,
     /// Evaluate this saved network (`checkpoints/*.bpk` of a results folder) instead of
@@ -59,9 +65,9 @@ impl Default for DqnConfig {
             learning_rate: 1e-3,
             buffer_size: 100_000,
             batch_size: 64,
-            gamma: 0.9,
+            gamma: 1.0,
             tau: 1.0,
-            target_update_interval: 500,
+            target_update_interval: 2_000,
             train_freq: 4,
             gradient_steps: 1,
             learning_starts: 1_000,
@@ -69,8 +75,9 @@ impl Default for DqnConfig {
             epsilon_end: 0.02,
             epsilon_decay_fraction: 0.3,
             max_grad_norm: 10.0,
+            adam_epsilon: 1e-8,
             double_dqn: true,
-            huber_delta: 1.0,
+            huber_delta: None,
             reward_scale: 0.01,
             checkpoint: None,
         }
@@ -119,7 +126,8 @@ impl DqnConfig {
         }
         for (field, v) in [
             ("max_grad_norm", self.max_grad_norm),
-            ("huber_delta", self.huber_delta),
+            ("adam_epsilon", self.adam_epsilon),
+            ("huber_delta", self.huber_delta.unwrap_or(1.0)),
             ("reward_scale", self.reward_scale),
         ] {
             if !(v > 0.0 && v.is_finite()) {

@@ -10,6 +10,7 @@
 
 mod baselines;
 mod dqn_config;
+mod online_oracle;
 mod oracles;
 mod q_learning;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use baselines::{BestSingleContract, RandomAgent};
 pub use dqn_config::DqnConfig;
+pub use online_oracle::OnlineOracle;
 pub use oracles::{HindsightOracle, MyopicOracle, optimal_assignment};
 pub use q_learning::{QLearning, QLearningConfig, StepSize};
 
@@ -168,6 +170,7 @@ impl AgentFactory for CoreAgents {
             AgentConfig::Random { .. } => Box::new(RandomAgent),
             AgentConfig::BestSingle { .. } => Box::new(BestSingleContract::new(model)),
             AgentConfig::MyopicOracle { .. } => Box::new(MyopicOracle::new(Arc::clone(model))),
+            AgentConfig::OnlineOracle { .. } => Box::new(OnlineOracle::new(Arc::clone(model))),
             AgentConfig::HindsightOracle { .. } => Box::new(HindsightOracle::new(Arc::clone(model))),
             AgentConfig::QLearning(c) => Box::new(QLearning::new(
                 c.clone(),
@@ -209,6 +212,13 @@ pub enum AgentConfig {
         #[serde(default)]
         name: Option<String>,
     },
+    /// Knows the model and the user population, not the campaign's order: the DP over (step,
+    /// offers left), the best online policy.
+    OnlineOracle {
+        /// Label in reports (default: the kind).
+        #[serde(default)]
+        name: Option<String>,
+    },
     /// Knows the model and the whole campaign; solves the quota assignment exactly.
     HindsightOracle {
         /// Label in reports (default: the kind).
@@ -228,6 +238,7 @@ impl AgentConfig {
             Self::Random { name } => (name, "random"),
             Self::BestSingle { name } => (name, "best_single"),
             Self::MyopicOracle { name } => (name, "myopic_oracle"),
+            Self::OnlineOracle { name } => (name, "online_oracle"),
             Self::HindsightOracle { name } => (name, "hindsight_oracle"),
             Self::QLearning(c) => (&c.name, "q_learning"),
             Self::Dqn(c) => (&c.name, "dqn"),

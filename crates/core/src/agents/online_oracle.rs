@@ -83,7 +83,11 @@ impl OnlineOracle {
 
     /// The user's best expected reward among eligible contracts without a quota.
     fn base(&self, user: u32) -> f64 {
-        let open = self.model.eligible(user).iter().filter(|a| self.model.offer_caps()[*a].is_none());
+        let open = self
+            .model
+            .eligible(user)
+            .iter()
+            .filter(|a| self.model.offer_caps()[*a].is_none());
         open.map(|a| self.model.expected_reward(user, a))
             .fold(f64::NEG_INFINITY, f64::max)
     }
@@ -117,7 +121,13 @@ impl OnlineOracle {
             let now = &mut now[t * width..];
             for q in 0..width {
                 let keep = next[q];
-                now[q] = base + keep + if q == 0 { 0.0 } else { expected_surplus(keep - next[q - 1]) };
+                now[q] = base
+                    + keep
+                    + if q == 0 {
+                        0.0
+                    } else {
+                        expected_surplus(keep - next[q - 1])
+                    };
             }
         }
         values
@@ -136,16 +146,17 @@ impl Agent for OnlineOracle {
             .expect("solved when the campaign began");
         let t = obs.t as usize;
         let price = |a: usize| {
-            self.quotas.iter().zip(&prices.values).find(|((c, _), _)| *c == a).map_or(
-                0.0,
-                |((_, cap), values)| match obs.offers_left[a] as usize {
+            self.quotas
+                .iter()
+                .zip(&prices.values)
+                .find(|((c, _), _)| *c == a)
+                .map_or(0.0, |((_, cap), values)| match obs.offers_left[a] as usize {
                     0 => f64::INFINITY,
                     q => {
                         let width = *cap as usize + 1;
                         values[(t + 1) * width + q] - values[(t + 1) * width + q - 1]
                     }
-                },
-            )
+                })
         };
         masked_argmax(obs, |a| self.model.expected_reward(obs.user, a) - price(a)).expect("a valid action")
     }
@@ -180,7 +191,13 @@ mod tests {
     /// The valid contracts of `user` with `left` offers.
     fn mask(model: &EnvModel, user: u32, left: &[u16; MAX_CONTRACTS]) -> ActionMask {
         let caps = model.offer_caps();
-        ActionMask(model.eligible(user).iter().filter(|a| caps[*a].is_none() || left[*a] > 0).fold(0, |m, a| m | 1 << a))
+        ActionMask(
+            model
+                .eligible(user)
+                .iter()
+                .filter(|a| caps[*a].is_none() || left[*a] > 0)
+                .fold(0, |m, a| m | 1 << a),
+        )
     }
 
     /// The best expected return of any non-anticipating policy, by brute force: the expectation
@@ -213,7 +230,13 @@ mod tests {
         let mut oracle = OnlineOracle::new(Arc::clone(model));
         let len = model.episode_len();
         let first = Observation::new(users[0], 0, 0, ActionMask(1), full, &[]);
-        oracle.begin_episode(&first, &ResetInfo { campaign_start: 0, split: Split::Test });
+        oracle.begin_episode(
+            &first,
+            &ResetInfo {
+                campaign_start: 0,
+                split: Split::Test,
+            },
+        );
         let sequences = users.len().pow(len as u32);
         let mut rng = <AgentRng as rand::SeedableRng>::seed_from_u64(0);
         let total: f64 = (0..sequences)
@@ -251,8 +274,14 @@ mod tests {
         let mut oracle = OnlineOracle::new(Arc::clone(&model));
         assert!(oracle.is_exact());
         let dp = oracle.optimal_value(Split::Test).unwrap();
-        assert!((dp - brute).abs() < 1e-9 * brute.abs(), "dp {dp} vs brute force {brute}");
+        assert!(
+            (dp - brute).abs() < 1e-9 * brute.abs(),
+            "dp {dp} vs brute force {brute}"
+        );
         let reached = played(&model, &users, full);
-        assert!((reached - brute).abs() < 1e-9 * brute.abs(), "policy {reached} vs optimum {brute}");
+        assert!(
+            (reached - brute).abs() < 1e-9 * brute.abs(),
+            "policy {reached} vs optimum {brute}"
+        );
     }
 }

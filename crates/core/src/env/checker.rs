@@ -23,10 +23,10 @@ pub struct Check {
     pub detail: String,
 }
 
-/// Runs every check on both splits with `episodes` random-policy campaigns each.
+/// Runs every check on every split with `episodes` random-policy campaigns each.
 pub fn check_env(model: &Arc<EnvModel>, episodes: usize) -> Vec<Check> {
     let mut checks = vec![spaces(model)];
-    for split in [Split::Train, Split::Test] {
+    for split in Split::ALL {
         checks.push(reset_determinism(model, split));
         checks.push(rollouts(model, split, episodes));
         checks.push(masked_actions_refused(model, split));
@@ -56,12 +56,13 @@ fn spaces(model: &EnvModel) -> Check {
         Err(format!("{} tabular states does not fit a u32 index", model.n_states()))
     } else {
         Ok(format!(
-            "Discrete({}) actions, {} tabular states, dense observation of {} values ({}), {} train / {} test users",
+            "Discrete({}) actions, {} tabular states, dense observation of {} values ({}), {} train / {} validation / {} test users",
             model.n_actions(),
             model.n_states(),
             model.dense_len(),
             model.dense_names().join(", "),
             model.split(Split::Train).len(),
+            model.split(Split::Validation).len(),
             model.split(Split::Test).len(),
         ))
     };

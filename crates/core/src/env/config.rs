@@ -17,6 +17,9 @@ pub const MAX_CONTRACTS: usize = 16;
 /// Room for the longest dense observation a valid env file can give: 5 numeric features, one
 /// region per nationality at most, one quota per contract at most, and progress.
 pub const MAX_DENSE: usize = 48;
+/// Most tabular states an env may have (a Q table of 2^24 states × 16 actions is 2 GiB).
+pub const MAX_TABULAR_STATES: usize = 1 << 24;
+
 const LONGEST_DENSE: usize = 5 + NATIONALITIES.len() + MAX_CONTRACTS + 1;
 const _: () = assert!(LONGEST_DENSE <= MAX_DENSE);
 
@@ -30,8 +33,11 @@ pub struct EnvConfig {
     pub version: u32,
     /// Users per campaign (episode length), in 1..=65535.
     pub episode_len: usize,
-    /// Share of users held out for evaluation, chosen by a hash of `user_id`, in (0, 1).
+    /// Share of users held out for the final evaluation (test), chosen by a hash of `user_id`.
     pub test_fraction: f64,
+    /// Share of users held out for learning curves and tuning (validation), chosen by the same
+    /// hash; `test_fraction + validation_fraction` is below 1, the rest trains.
+    pub validation_fraction: f64,
     /// Constants that standardise the numeric features.
     pub standardise: Standardise,
     /// Region name → the `nat` codes it groups; every one of the 21 codes exactly once.
@@ -112,7 +118,7 @@ pub struct Response {
 impl ContractConfig {
     /// Offers allowed per campaign of `episode_len` users; `None` when unlimited.
     pub fn offer_cap(&self, episode_len: usize) -> Option<u32> {
-        self.quota.map(|q| (q * episode_len as f64).floor() as u32)
+        self.quota.map(|q| (q * episode_len as f64).round() as u32)
     }
 
     /// Whether a user of `age` may be offered this contract.
@@ -147,10 +153,21 @@ impl EnvConfig {
         if !(1..=usize::from(u16::MAX)).contains(&self.episode_len) {
             return bad("episode_len", format!("must be in 1..=65535, got {}", self.episode_len));
         }
-        if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
+        for (field, value) in [
+            ("test_fraction", self.test_fraction),
+            ("validation_fraction", self.validation_fraction),
+        ] {
+            if !(value > 0.0 && value < 1.0) {
+                return bad(field, format!("must be in (0, 1), got {value}"));
+            }
+        }
+        if self.test_fraction + self.validation_fraction >= 1.0 {
             return bad(
-                "test_fraction",
-                format!("must be in (0, 1), got {}", self.test_fraction),
+                "validation_fraction",
+                format!(
+                    "test_fraction + validation_fraction must leave users to train on, got {} + {}",
+                    self.test_fraction, self.validation_fraction
+                ),
             );
         }
         let s = &self.standardise;
@@ -174,7 +191,36 @@ impl EnvConfig {
             Some((0.0, 1.0)),
         )?;
         increasing(file, "state.progress_edges", &b.progress_edges, Some((0.0, 1.0)))?;
-        self.validate_contracts(file)
+        self.validate_contracts(file)?;
+        if self.tabular_states().is_none_or(|n| n > MAX_TABULAR_STATES) {
+            let quotas = self.contracts.iter().filter(|c| c.quota.is_some()).count();
+            return bad(
+                "state",
+                format!(
+                    "the tabular state has more than {MAX_TABULAR_STATES} states (age × seniority × gender × region × \
+                     quota buckets^{quotas} × progress buckets); use fewer bucket edges, regions or quota'd contracts"
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Number of tabular states: age × seniority × gender × region × (quota buckets per quota'd
+    /// contract) × progress buckets; `None` when it overflows.
+    pub fn tabular_states(&self) -> Option<usize> {
+        let b = &self.state;
+        let quotas = self.contracts.iter().filter(|c| c.quota.is_some()).count() as u32;
+        let quota_buckets = (b.quota_remaining_edges.len() + 2).checked_pow(quotas)?;
+        [
+            b.age_edges_years.len() + 1,
+            b.seniority_edges_years.len() + 1,
+            2,
+            self.regions.len(),
+            quota_buckets,
+            b.progress_edges.len() + 1,
+        ]
+        .into_iter()
+        .try_fold(1usize, usize::checked_mul)
     }
 
     fn validate_regions(&self, file: &Path) -> Result<(), ConfigError> {
@@ -253,10 +299,25 @@ impl EnvConfig {
                     format!("must be a finite number >= 0, got {}", c.offer_cost),
                 );
             }
-            if let Some(q) = c.quota
-                && !(0.0..=1.0).contains(&q)
-            {
-                return bad("quota", format!("must be in [0, 1] (a share of episode_len), got {q}"));
+            if let Some(q) = c.quota {
+                if !(0.0..=1.0).contains(&q) {
+                    return bad("quota", format!("must be in [0, 1] (a share of episode_len), got {q}"));
+                }
+                // A share must give a whole number of offers: 0.29 of 100 is 29 offers, not the
+                // 28 that 0.29 × 100 = 28.999… would floor to.
+                let offers = q * self.episode_len as f64;
+                if (offers - offers.round()).abs() > 1e-9 {
+                    let len = self.episode_len as f64;
+                    return bad(
+                        "quota",
+                        format!(
+                            "{q} of episode_len {} is {offers} offers, not a whole number; the nearest valid shares are {} and {}",
+                            self.episode_len,
+                            offers.floor() / len,
+                            offers.ceil() / len
+                        ),
+                    );
+                }
             }
             if let (Some(lo), Some(hi)) = (c.min_age_years, c.max_age_years)
                 && lo > hi

@@ -88,14 +88,30 @@ impl ActionMask {
     }
 }
 
-/// Which users a campaign is drawn from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Which users a campaign is drawn from: disjoint sets chosen by a hash of `user_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
     /// Users for training.
     Train,
-    /// Held-out users for evaluation.
+    /// Held-out users for learning curves and any tuning or selection.
+    Validation,
+    /// Held-out users for the final report, evaluated once per run.
     Test,
+}
+
+impl Split {
+    /// Every split, in index order.
+    pub const ALL: [Split; 3] = [Split::Train, Split::Validation, Split::Test];
+
+    /// The split's name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Validation => "validation",
+            Split::Test => "test",
+        }
+    }
 }
 
 /// What the agent sees before each decision.
@@ -185,7 +201,7 @@ pub struct Step {
 pub enum EnvError {
     /// A split has fewer users than one campaign needs.
     #[error(
-        "the {split:?} split has {have} users but a campaign needs episode_len = {need}; use a bigger snapshot, a shorter episode_len or another test_fraction"
+        "the {split:?} split has {have} users but a campaign needs episode_len = {need}; use a bigger snapshot, a shorter episode_len or other test and validation fractions"
     )]
     TooFewUsers { split: Split, have: usize, need: usize },
     /// The action is masked (ineligible or quota exhausted) or out of range.
@@ -211,7 +227,8 @@ pub struct EnvModel {
     expected_reward: Vec<f64>,
     static_state: Vec<u32>,
     n_static_states: usize,
-    splits: [Vec<u32>; 2],
+    n_states: usize,
+    splits: [Vec<u32>; 3],
     offer_caps: Vec<Option<u32>>,
     quota_contracts: Vec<usize>,
     quota_buckets: usize,
@@ -245,7 +262,7 @@ impl EnvModel {
         let mut accept_prob = Vec::with_capacity(n * n_actions);
         let mut expected_reward = Vec::with_capacity(n * n_actions);
         let mut static_state = Vec::with_capacity(n);
-        let mut splits = [Vec::new(), Vec::new()];
+        let mut splits = [Vec::new(), Vec::new(), Vec::new()];
         for (row, user) in records.iter().enumerate() {
             let x = &mut features[row * n_features..(row + 1) * n_features];
             let region = features::user_features(&config, &region_of_nat, user, x);
@@ -265,9 +282,9 @@ impl EnvModel {
             let female = usize::from(user.gender == "female");
             let s = ((age_b * (b.seniority_edges_years.len() + 1) + sen_b) * 2 + female) * n_regions + region;
             static_state.push(s as u32);
-            splits[usize::from(is_test_user(&user.user_id, config.test_fraction))].push(row as u32);
+            splits[split_of(&user.user_id, config.test_fraction, config.validation_fraction) as usize].push(row as u32);
         }
-        for (split, users) in [Split::Train, Split::Test].into_iter().zip(&splits) {
+        for (split, users) in Split::ALL.into_iter().zip(&splits) {
             if users.len() < config.episode_len {
                 return Err(EnvError::TooFewUsers {
                     split,
@@ -293,6 +310,9 @@ impl EnvModel {
             expected_reward,
             static_state,
             n_static_states,
+            n_states: config
+                .tabular_states()
+                .expect("a validated env file has at most MAX_TABULAR_STATES"),
             splits,
             offer_caps,
             quota_contracts,
@@ -314,7 +334,7 @@ impl EnvModel {
 
     /// Number of tabular states.
     pub fn n_states(&self) -> usize {
-        self.n_static_states * self.quota_buckets.pow(self.quota_contracts.len() as u32) * self.progress_buckets
+        self.n_states
     }
 
     /// Number of users in the snapshot.
@@ -411,9 +431,10 @@ impl EnvModel {
         out[n_features + self.quota_contracts.len()] = t as f32 / self.config.episode_len as f32;
     }
 
-    /// The observation of `user` at campaign position `t` with `offers_left`.
+    /// The observation of `user` at campaign position `t` with `offers_left`, as the env would
+    /// show it (for diagnostics that probe an agent in chosen situations).
     #[inline]
-    fn observe(&self, user: u32, t: usize, offers_left: &[u16; MAX_CONTRACTS]) -> Observation {
+    pub fn observe(&self, user: u32, t: usize, offers_left: &[u16; MAX_CONTRACTS]) -> Observation {
         let mut dynamic = 0;
         let mut available = self.eligible[user as usize].0;
         for &a in &self.quota_contracts {
@@ -451,12 +472,20 @@ impl EnvModel {
     }
 }
 
-/// Whether a user is held out for evaluation: the first 8 bytes of SHA-256(user_id), read as a
-/// fraction of 2^64, fall below `test_fraction`. Stable across snapshots and runs.
-pub fn is_test_user(user_id: &Uuid, test_fraction: f64) -> bool {
+/// The split of a user: the first 8 bytes of SHA-256(user_id), read as a fraction `h` of 2^64,
+/// give test below `test_fraction`, validation below `test_fraction + validation_fraction`, and
+/// train above. It depends on the user alone, so it is stable across snapshots, row orders and
+/// runs, and test users stay test users when the validation share changes.
+pub fn split_of(user_id: &Uuid, test_fraction: f64, validation_fraction: f64) -> Split {
     let digest = Sha256::digest(user_id.as_bytes());
-    let h = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
-    (h as f64 / 2f64.powi(64)) < test_fraction
+    let h = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")) as f64 / 2f64.powi(64);
+    if h < test_fraction {
+        Split::Test
+    } else if h < test_fraction + validation_fraction {
+        Split::Validation
+    } else {
+        Split::Train
+    }
 }
 
 /// One contract-choice env: the shared [`EnvModel`] plus a campaign in progress and the RNG.

@@ -10,5 +10,5 @@ pub mod features;
 pub use checker::{Check, check_env};
 pub use config::{ContractConfig, EnvConfig, MAX_CONTRACTS, MAX_DENSE, Response, Standardise, StateBuckets};
 pub use contract_choice::{
-    ActionMask, ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step, StepInfo, is_test_user,
+    ActionMask, ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step, StepInfo, split_of,
 };

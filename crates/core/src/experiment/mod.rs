@@ -18,15 +18,16 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 pub use config::{Budget, DiagnosticsSchedule, Evaluation, ExperimentConfig};
-pub use rollout::{EpisodeStats, Mode, evaluate, play_episode};
+pub use rollout::{EpisodeStats, Mode, Trace, evaluate, evaluate_traced, play_episode};
 
 use crate::agents::{
-    Agent, AgentConfig, AgentError, AgentFactory, AgentRng, Diagnostics, HindsightOracle, MyopicOracle,
+    Agent, AgentConfig, AgentError, AgentFactory, AgentRng, Diagnostics, HindsightOracle, MyopicOracle, OnlineOracle,
 };
 use crate::config::ConfigError;
 use crate::env::{ContractChoiceEnv, EnvConfig, EnvError, EnvModel, Split};
 use crate::record::UserRecord;
-use crate::report::{FinalEval, Summary};
+use crate::report::stats::mean;
+use crate::report::{FinalEval, References, Summary};
 
 /// Why an experiment cannot start, or a run could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -65,15 +66,40 @@ pub struct RunOptions {
     pub checkpoints: Option<PathBuf>,
 }
 
-/// One evaluation point of a run: the greedy policy on the held-out campaigns.
+/// One evaluation point of a run: the greedy policy on the held-out campaigns of a split
+/// (validation during training, test once at the end).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalPoint {
+    /// Validation or test.
+    pub split: Split,
     /// Training episodes done before this evaluation.
     pub episode: u64,
     /// Training env steps done before this evaluation.
     pub step: u64,
     /// One entry per held-out campaign.
     pub campaigns: Vec<EpisodeStats>,
+    /// What each campaign offered, for diagnostics.
+    pub traces: Vec<Trace>,
+}
+
+/// The references' expected returns on each evaluation campaign of one split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceReturns {
+    pub myopic_oracle: Vec<f64>,
+    pub online_optimum: Vec<f64>,
+    pub hindsight_optimum: Vec<f64>,
+}
+
+impl ReferenceReturns {
+    /// Means per campaign.
+    pub fn means(&self) -> References {
+        let m = |v: &[f64]| mean(v.iter().copied());
+        References {
+            myopic_oracle: m(&self.myopic_oracle),
+            online_optimum: m(&self.online_optimum),
+            hindsight_optimum: m(&self.hindsight_optimum),
+        }
+    }
 }
 
 /// A learner's diagnostics at one point of training.
@@ -120,8 +146,8 @@ pub struct Results {
 pub struct Experiment {
     config: ExperimentConfig,
     model: Arc<EnvModel>,
-    /// Expected returns of the myopic oracle and the hindsight optimum on each held-out campaign.
-    reference: (Vec<f64>, Vec<f64>),
+    /// The references on the validation and the test campaigns.
+    references: [ReferenceReturns; 2],
 }
 
 impl Experiment {
@@ -154,11 +180,11 @@ impl Experiment {
                 source,
             })?;
         }
-        let reference = reference_returns(&model, &config);
+        let references = [Split::Validation, Split::Test].map(|split| reference_returns(&model, &config, split));
         Ok(Self {
             config,
             model,
-            reference,
+            references,
         })
     }
 
@@ -230,15 +256,20 @@ impl Experiment {
             .expect("agents are checked when the experiment is built");
         let mut env = ContractChoiceEnv::new(Arc::clone(&self.model), Split::Train, derive_seed(&name, seed, "env"));
         let eval = &self.config.evaluation;
-        let evaluate_now = |agent: &mut dyn Agent, episode: u64, step: u64| {
-            let mut eval_rng = AgentRng::seed_from_u64(derive_seed(&name, seed, &format!("eval/{episode}")));
+        let evaluate_now = |agent: &mut dyn Agent, split: Split, episode: u64, step: u64| {
+            let stream = format!("eval/{}/{episode}", split.name());
+            let mut eval_rng = AgentRng::seed_from_u64(derive_seed(&name, seed, &stream));
+            let (campaigns, traces) =
+                evaluate_traced(&self.model, agent, &mut eval_rng, split, eval.episodes, eval.seed);
             EvalPoint {
+                split,
                 episode,
                 step,
-                campaigns: evaluate(&self.model, agent, &mut eval_rng, eval.episodes, eval.seed),
+                campaigns,
+                traces,
             }
         };
-        let mut evals = vec![evaluate_now(agent.as_mut(), 0, 0)];
+        let mut evals = vec![evaluate_now(agent.as_mut(), Split::Validation, 0, 0)];
         let mut train = Vec::with_capacity(episodes as usize);
         let mut metrics = Vec::new();
         let every = self.config.diagnostics.every_steps;
@@ -258,12 +289,14 @@ impl Experiment {
                 last_record = (steps, Instant::now());
             }
             if episode % eval.every_episodes == 0 || episode == episodes {
-                evals.push(evaluate_now(agent.as_mut(), episode, steps));
+                evals.push(evaluate_now(agent.as_mut(), Split::Validation, episode, steps));
             }
             if episode % 64 == 0 || episode == episodes {
                 progress(if episode % 64 == 0 { 64 } else { episode % 64 });
             }
         }
+        // The report's figure: the test campaigns, once, after training.
+        evals.push(evaluate_now(agent.as_mut(), Split::Test, episodes, steps));
         if let (Some(dir), Some(extension)) = (checkpoints.filter(|_| episodes > 0), agent.checkpoint_extension()) {
             let path = dir.join(format!("{name}-seed{seed}.{extension}"));
             std::fs::create_dir_all(dir)
@@ -285,9 +318,9 @@ impl Experiment {
         })
     }
 
-    /// The comparison of the final evaluations.
+    /// The comparison of the final test evaluations.
     pub fn summary(&self, results: &Results) -> Summary {
-        let (myopic, hindsight) = self.reference_means();
+        let references = self.references(Split::Test).means();
         let per_agent: Vec<(String, Vec<FinalEval>)> = self
             .config
             .agents
@@ -299,13 +332,13 @@ impl Experiment {
                     .iter()
                     .filter(|r| r.agent == name)
                     .map(|r| {
-                        let last = r.evals.last().expect("every run evaluates at least once");
-                        let expected = mean(last.campaigns.iter().map(|c| c.expected_return));
+                        let test = r.test_eval();
+                        let expected = mean(test.campaigns.iter().map(|c| c.expected_return));
                         FinalEval {
                             expected_return: expected,
-                            regret: hindsight - expected,
-                            acceptance_rate: acceptance_rate(&last.campaigns),
-                            mix: offer_mix(&last.campaigns, self.model.n_actions()),
+                            regret: references.online_optimum - expected,
+                            acceptance_rate: acceptance_rate(&test.campaigns),
+                            mix: offer_mix(&test.campaigns, self.model.n_actions()),
                         }
                     })
                     .collect();
@@ -313,38 +346,45 @@ impl Experiment {
             })
             .collect();
         let contracts = self.model.config().contracts.iter().map(|c| c.name.clone()).collect();
-        Summary::new(&self.config.name, contracts, myopic, hindsight, &per_agent)
+        Summary::new(&self.config.name, contracts, references, &per_agent)
     }
 
-    /// Mean expected return per held-out campaign of the myopic oracle and the hindsight optimum.
-    pub fn reference_means(&self) -> (f64, f64) {
-        (
-            mean(self.reference.0.iter().copied()),
-            mean(self.reference.1.iter().copied()),
-        )
+    /// The references' expected returns on the evaluation campaigns of `split` (validation or
+    /// test).
+    pub fn references(&self, split: Split) -> &ReferenceReturns {
+        match split {
+            Split::Test => &self.references[1],
+            _ => &self.references[0],
+        }
     }
 }
 
-/// The oracles' expected returns on the held-out campaigns (they do not depend on any run).
-fn reference_returns(model: &Arc<EnvModel>, config: &ExperimentConfig) -> (Vec<f64>, Vec<f64>) {
+impl RunResult {
+    /// The final evaluation on the test campaigns.
+    pub fn test_eval(&self) -> &EvalPoint {
+        self.evals
+            .iter()
+            .rfind(|e| e.split == Split::Test)
+            .expect("every run ends with a test evaluation")
+    }
+}
+
+/// The references' expected returns on the evaluation campaigns of `split` (they do not depend
+/// on any run).
+fn reference_returns(model: &Arc<EnvModel>, config: &ExperimentConfig, split: Split) -> ReferenceReturns {
     let eval = &config.evaluation;
     let mut rng = AgentRng::seed_from_u64(0);
-    let expected = |stats: Vec<EpisodeStats>| stats.iter().map(|s| s.expected_return).collect();
-    let myopic = evaluate(
-        model,
-        &mut MyopicOracle::new(Arc::clone(model)),
-        &mut rng,
-        eval.episodes,
-        eval.seed,
-    );
-    let hindsight = evaluate(
-        model,
-        &mut HindsightOracle::new(Arc::clone(model)),
-        &mut rng,
-        eval.episodes,
-        eval.seed,
-    );
-    (expected(myopic), expected(hindsight))
+    let mut expected = |agent: &mut dyn Agent| {
+        evaluate(model, agent, &mut rng, split, eval.episodes, eval.seed)
+            .iter()
+            .map(|s| s.expected_return)
+            .collect()
+    };
+    ReferenceReturns {
+        myopic_oracle: expected(&mut MyopicOracle::new(Arc::clone(model))),
+        online_optimum: expected(&mut OnlineOracle::new(Arc::clone(model))),
+        hindsight_optimum: expected(&mut HindsightOracle::new(Arc::clone(model))),
+    }
 }
 
 /// A seed for one stream of one run, from (agent name, seed, stream) only.
@@ -355,11 +395,6 @@ pub fn derive_seed(agent: &str, seed: u64, stream: &str) -> u64 {
     hash.update(seed.to_le_bytes());
     hash.update(stream.as_bytes());
     u64::from_le_bytes(hash.finalize()[..8].try_into().expect("8 bytes"))
-}
-
-pub fn mean(values: impl Iterator<Item = f64>) -> f64 {
-    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    sum / n as f64
 }
 
 /// Accepted offers / offers over a set of campaigns.

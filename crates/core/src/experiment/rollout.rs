@@ -30,6 +30,16 @@ pub struct EpisodeStats {
     pub offers: [u32; MAX_CONTRACTS],
 }
 
+/// What an evaluation keeps of a campaign besides its statistics, to explain a policy: the
+/// contract offered at each step and the offers left at the end.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trace {
+    /// The contract offered to each user, in campaign order.
+    pub actions: Vec<u8>,
+    /// Offers left of each contract after the last user (meaningful for quota'd ones).
+    pub offers_left: [u16; MAX_CONTRACTS],
+}
+
 /// Plays one campaign of `env` (reset with `seed`, or continuing its RNG when `None`).
 pub fn play_episode(
     env: &mut ContractChoiceEnv,
@@ -37,6 +47,18 @@ pub fn play_episode(
     rng: &mut AgentRng,
     seed: Option<u64>,
     mode: Mode,
+) -> EpisodeStats {
+    play(env, agent, rng, seed, mode, None)
+}
+
+/// [`play_episode`], writing the campaign's [`Trace`] into `trace` when given.
+fn play(
+    env: &mut ContractChoiceEnv,
+    agent: &mut dyn Agent,
+    rng: &mut AgentRng,
+    seed: Option<u64>,
+    mode: Mode,
+    mut trace: Option<&mut Trace>,
 ) -> EpisodeStats {
     let (mut obs, info) = env.reset(seed);
     agent.begin_episode(&obs, &info);
@@ -60,6 +82,10 @@ pub fn play_episode(
         stats.length += 1;
         stats.accepted += u32::from(step.info.accepted);
         stats.offers[action] += 1;
+        if let Some(trace) = trace.as_deref_mut() {
+            trace.actions.push(action as u8);
+            trace.offers_left = step.obs.offers_left;
+        }
         if mode == Mode::Train {
             let transition = Transition {
                 obs,
@@ -78,17 +104,41 @@ pub fn play_episode(
     }
 }
 
-/// Evaluates `agent` greedily on `episodes` held-out campaigns, reset with seeds
+/// Evaluates `agent` greedily on `episodes` campaigns of `split`, reset with seeds
 /// `seed, seed + 1, ...`, so every agent meets the same campaigns.
 pub fn evaluate(
     model: &Arc<EnvModel>,
     agent: &mut dyn Agent,
     rng: &mut AgentRng,
+    split: Split,
     episodes: usize,
     seed: u64,
 ) -> Vec<EpisodeStats> {
-    let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Test, seed);
+    evaluate_traced(model, agent, rng, split, episodes, seed).0
+}
+
+/// [`evaluate`], with each campaign's [`Trace`].
+pub fn evaluate_traced(
+    model: &Arc<EnvModel>,
+    agent: &mut dyn Agent,
+    rng: &mut AgentRng,
+    split: Split,
+    episodes: usize,
+    seed: u64,
+) -> (Vec<EpisodeStats>, Vec<Trace>) {
+    let mut env = ContractChoiceEnv::new(Arc::clone(model), split, seed);
     (0..episodes as u64)
-        .map(|i| play_episode(&mut env, agent, rng, Some(seed.wrapping_add(i)), Mode::Eval))
-        .collect()
+        .map(|i| {
+            let mut trace = Trace::default();
+            let stats = play(
+                &mut env,
+                agent,
+                rng,
+                Some(seed.wrapping_add(i)),
+                Mode::Eval,
+                Some(&mut trace),
+            );
+            (stats, trace)
+        })
+        .unzip()
 }

@@ -5,6 +5,7 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
 
 /// Bootstrap resamples behind every interval.
 pub const BOOTSTRAP_RESAMPLES: usize = 2000;
@@ -19,19 +20,55 @@ pub fn iqm(values: &[f64]) -> f64 {
     middle.iter().sum::<f64>() / middle.len() as f64
 }
 
+/// The mean of `values`; NaN when empty.
+pub fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    sum / n as f64
+}
+
+/// The bootstrap seed of figures about `names` (e.g. one agent, or a pair): derived from the
+/// names alone, so an agent's interval does not change when others join the report.
+pub fn seed_for(names: &[&str]) -> u64 {
+    let mut hash = Sha256::new();
+    for name in names {
+        hash.update(name.as_bytes());
+        hash.update([0]);
+    }
+    u64::from_le_bytes(hash.finalize()[..8].try_into().expect("8 bytes"))
+}
+
 /// A 95% percentile-bootstrap interval of the IQM over runs, resampling runs with replacement
 /// ([`BOOTSTRAP_RESAMPLES`] times, from `seed`).
 pub fn iqm_interval(values: &[f64], seed: u64) -> (f64, f64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut resample = vec![0.0; values.len()];
-    let mut estimates: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
-        .map(|_| {
-            for v in resample.iter_mut() {
-                *v = values[rng.random_range(0..values.len())];
-            }
-            iqm(&resample)
-        })
-        .collect();
+    percentile_interval(seed, |rng| {
+        draw(values, &mut resample, rng);
+        iqm(&resample)
+    })
+}
+
+/// A 95% percentile-bootstrap interval of P(X > Y), resampling the runs of X and of Y
+/// independently ([`BOOTSTRAP_RESAMPLES`] times, from `seed`).
+pub fn improvement_interval(x: &[f64], y: &[f64], seed: u64) -> (f64, f64) {
+    let (mut rx, mut ry) = (vec![0.0; x.len()], vec![0.0; y.len()]);
+    percentile_interval(seed, |rng| {
+        draw(x, &mut rx, rng);
+        draw(y, &mut ry, rng);
+        probability_of_improvement(&rx, &ry)
+    })
+}
+
+/// Fills `resample` with draws from `values` with replacement.
+fn draw(values: &[f64], resample: &mut [f64], rng: &mut ChaCha8Rng) {
+    for v in resample.iter_mut() {
+        *v = values[rng.random_range(0..values.len())];
+    }
+}
+
+/// The 2.5% and 97.5% quantiles of `estimate` over [`BOOTSTRAP_RESAMPLES`] resamples.
+fn percentile_interval(seed: u64, mut estimate: impl FnMut(&mut ChaCha8Rng) -> f64) -> (f64, f64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut estimates: Vec<f64> = (0..BOOTSTRAP_RESAMPLES).map(|_| estimate(&mut rng)).collect();
     estimates.sort_by(f64::total_cmp);
     let at = |q: f64| estimates[((q * (BOOTSTRAP_RESAMPLES - 1) as f64).round()) as usize];
     (at(0.025), at(0.975))
@@ -71,6 +108,24 @@ mod tests {
         assert!(lo <= iqm(&values) && iqm(&values) <= hi);
         assert!(lo < hi);
         assert_eq!(iqm_interval(&[2.0; 5], 3), (2.0, 2.0));
+    }
+
+    #[test]
+    fn the_improvement_interval_brackets_the_estimate_and_is_seeded() {
+        let x = [3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5];
+        let y = [2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5];
+        let (lo, hi) = improvement_interval(&x, &y, 7);
+        assert_eq!((lo, hi), improvement_interval(&x, &y, 7));
+        let p = probability_of_improvement(&x, &y);
+        assert!(lo < p && p < hi && hi <= 1.0 && lo >= 0.0, "{lo} {p} {hi}");
+        assert_eq!(improvement_interval(&[2.0; 4], &[1.0; 4], 1), (1.0, 1.0));
+    }
+
+    #[test]
+    fn seeds_depend_on_the_names_only() {
+        assert_eq!(seed_for(&["dqn"]), seed_for(&["dqn"]));
+        assert_ne!(seed_for(&["dqn"]), seed_for(&["q_learning"]));
+        assert_ne!(seed_for(&["a", "bc"]), seed_for(&["ab", "c"]));
     }
 
     #[test]

@@ -1,17 +1,29 @@
-//! The comparison table of an experiment: per agent, the IQM over seeds of the final held-out
-//! evaluation with its 95% bootstrap interval, the share of the myopic oracle reached, regret
-//! against the hindsight optimum, and the probability of improvement between agents.
+//! The comparison table of an experiment on the test campaigns: per agent, the IQM over seeds of
+//! the final evaluation with its 95% bootstrap interval, the share of the online optimum reached
+//! and regret against it, beside the references (myopic oracle, online optimum, hindsight
+//! bound), and the probability of improvement between agents with its interval.
 
 use std::fmt::Write;
 
-use super::stats::{iqm, iqm_interval, probability_of_improvement};
+use super::stats::{improvement_interval, iqm, iqm_interval, mean, probability_of_improvement, seed_for};
 
-/// The final held-out evaluation of one run.
+/// Mean expected return per test campaign of the references, each knowing more than the last.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct References {
+    /// The model, the current user only.
+    pub myopic_oracle: f64,
+    /// The model and the user population, not the campaign's order: the best online policy.
+    pub online_optimum: f64,
+    /// The whole campaign in advance: the upper bound.
+    pub hindsight_optimum: f64,
+}
+
+/// The final test evaluation of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinalEval {
-    /// Mean expected return per held-out campaign.
+    /// Mean expected return per test campaign.
     pub expected_return: f64,
-    /// Mean regret against the hindsight optimum per campaign.
+    /// Mean regret against the online optimum per campaign.
     pub regret: f64,
     /// Accepted offers / offers.
     pub acceptance_rate: f64,
@@ -27,12 +39,23 @@ pub struct AgentSummary {
     pub iqm_expected_return: f64,
     pub ci_low: f64,
     pub ci_high: f64,
+    /// IQM expected return as a percentage of the online optimum's.
+    pub pct_of_online_optimum: f64,
     /// IQM expected return as a percentage of the myopic oracle's.
     pub pct_of_myopic_oracle: f64,
+    /// IQM regret against the online optimum.
     pub iqm_regret: f64,
     pub mean_acceptance_rate: f64,
     /// Mean share of offers of each contract, in catalogue order.
     pub mix: Vec<f64>,
+}
+
+/// P(row > column) over final expected returns, with its 95% bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Improvement {
+    pub probability: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
 }
 
 /// The whole comparison.
@@ -42,24 +65,21 @@ pub struct Summary {
     pub experiment: String,
     /// Contract names, in catalogue order.
     pub contracts: Vec<String>,
-    /// Mean expected return per held-out campaign of the myopic oracle.
-    pub myopic_oracle_expected_return: f64,
-    /// Mean expected return per held-out campaign of the hindsight optimum.
-    pub hindsight_expected_return: f64,
+    pub references: References,
     pub agents: Vec<AgentSummary>,
-    /// `improvement[i][j]` = P(agent i > agent j) over final expected returns.
-    pub improvement: Vec<Vec<f64>>,
+    /// `improvement[i][j]`: agent i against agent j.
+    pub improvement: Vec<Vec<Improvement>>,
     /// Final expected returns per agent, in seed order.
     finals: Vec<Vec<f64>>,
 }
 
 impl Summary {
     /// Summarises `runs`: (agent name, final evaluations over its seeds), in report order.
+    /// Every bootstrap is seeded from the names it concerns.
     pub fn new(
         experiment: &str,
         contracts: Vec<String>,
-        myopic: f64,
-        hindsight: f64,
+        references: References,
         runs: &[(String, Vec<FinalEval>)],
     ) -> Self {
         let finals: Vec<Vec<f64>> = runs
@@ -69,9 +89,8 @@ impl Summary {
         let agents = runs
             .iter()
             .zip(&finals)
-            .enumerate()
-            .map(|(i, ((agent, evals), values))| {
-                let (ci_low, ci_high) = iqm_interval(values, i as u64);
+            .map(|((agent, evals), values)| {
+                let (ci_low, ci_high) = iqm_interval(values, seed_for(&[agent]));
                 let regrets: Vec<f64> = evals.iter().map(|e| e.regret).collect();
                 AgentSummary {
                     agent: agent.clone(),
@@ -79,24 +98,37 @@ impl Summary {
                     iqm_expected_return: iqm(values),
                     ci_low,
                     ci_high,
-                    pct_of_myopic_oracle: 100.0 * iqm(values) / myopic,
+                    pct_of_online_optimum: 100.0 * iqm(values) / references.online_optimum,
+                    pct_of_myopic_oracle: 100.0 * iqm(values) / references.myopic_oracle,
                     iqm_regret: iqm(&regrets),
-                    mean_acceptance_rate: evals.iter().map(|e| e.acceptance_rate).sum::<f64>() / evals.len() as f64,
+                    mean_acceptance_rate: mean(evals.iter().map(|e| e.acceptance_rate)),
                     mix: (0..contracts.len())
-                        .map(|c| evals.iter().map(|e| e.mix[c]).sum::<f64>() / evals.len() as f64)
+                        .map(|c| mean(evals.iter().map(|e| e.mix[c])))
                         .collect(),
                 }
             })
             .collect();
-        let improvement = finals
+        let improvement = runs
             .iter()
-            .map(|x| finals.iter().map(|y| probability_of_improvement(x, y)).collect())
+            .zip(&finals)
+            .map(|((a, _), x)| {
+                runs.iter()
+                    .zip(&finals)
+                    .map(|((b, _), y)| {
+                        let (ci_low, ci_high) = improvement_interval(x, y, seed_for(&[a, b]));
+                        Improvement {
+                            probability: probability_of_improvement(x, y),
+                            ci_low,
+                            ci_high,
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         Self {
             experiment: experiment.to_owned(),
             contracts,
-            myopic_oracle_expected_return: myopic,
-            hindsight_expected_return: hindsight,
+            references,
             agents,
             improvement,
             finals,
@@ -108,28 +140,35 @@ impl Summary {
         self.agents.iter().find(|a| a.agent == agent)
     }
 
+    /// P(`x` > `y`) with its interval, if both are present.
+    pub fn improvement(&self, x: &str, y: &str) -> Option<Improvement> {
+        let index = |name: &str| self.agents.iter().position(|a| a.agent == name);
+        Some(self.improvement[index(x)?][index(y)?])
+    }
+
     /// The comparison table (Markdown, readable in a terminal too).
     pub fn table(&self) -> String {
         let mut out = String::new();
         writeln!(
             out,
-            "| agent | runs | IQM expected return | 95% CI | % of myopic oracle | IQM regret | acceptance | mix ({}) |",
+            "| agent | runs | IQM expected return | 95% CI | % of online optimum | IQM regret | % of myopic | acceptance | mix ({}) |",
             self.contracts.join(" / ")
         )
         .unwrap();
-        writeln!(out, "|---|---:|---:|---|---:|---:|---:|---|").unwrap();
+        writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|---|").unwrap();
         for a in &self.agents {
             let mix: Vec<String> = a.mix.iter().map(|m| format!("{:.0}", 100.0 * m)).collect();
             writeln!(
                 out,
-                "| {} | {} | {:.1} | [{:.1}, {:.1}] | {:.1}% | {:.1} | {:.3} | {}% |",
+                "| {} | {} | {:.1} | [{:.1}, {:.1}] | {:.1}% | {:.1} | {:.1}% | {:.3} | {}% |",
                 a.agent,
                 a.runs,
                 a.iqm_expected_return,
                 a.ci_low,
                 a.ci_high,
-                a.pct_of_myopic_oracle,
+                a.pct_of_online_optimum,
                 a.iqm_regret,
+                a.pct_of_myopic_oracle,
                 a.mean_acceptance_rate,
                 mix.join(" / ")
             )
@@ -140,17 +179,20 @@ impl Summary {
 
     /// The full `summary.md`: context, the table, and probabilities of improvement.
     pub fn markdown(&self) -> String {
+        let r = &self.references;
         let mut out = format!("# {}\n\n", self.experiment);
         writeln!(
             out,
-            "Held-out evaluation, greedy policies, final evaluation of each run. Per campaign, the myopic oracle \
-             expects {:.1} and the hindsight optimum {:.1}. IQM = interquartile mean over seeds; 95% CI = \
-             percentile bootstrap over seeds; regret is against the hindsight optimum.\n",
-            self.myopic_oracle_expected_return, self.hindsight_expected_return
+            "Test campaigns (users never trained or tuned on), greedy policies, the final evaluation of each run. \
+             Per campaign the references expect: myopic oracle {:.1} (knows the model, now only), online optimum \
+             {:.1} (knows the model and the user population, not the order), hindsight optimum {:.1} (knows the \
+             whole campaign: the upper bound). IQM = interquartile mean over seeds; 95% CI = percentile bootstrap \
+             over seeds, seeded from the agents' names; regret is against the online optimum.\n",
+            r.myopic_oracle, r.online_optimum, r.hindsight_optimum
         )
         .unwrap();
         out.push_str(&self.table());
-        out.push_str("\n## Probability of improvement P(row > column)\n\n| |");
+        out.push_str("\n## Probability of improvement P(row > column), with 95% bootstrap interval\n\n| |");
         for a in &self.agents {
             write!(out, " {} |", a.agent).unwrap();
         }
@@ -160,7 +202,7 @@ impl Summary {
         for (a, row) in self.agents.iter().zip(&self.improvement) {
             write!(out, "| {} |", a.agent).unwrap();
             for p in row {
-                write!(out, " {p:.2} |").unwrap();
+                write!(out, " {:.2} [{:.2}, {:.2}] |", p.probability, p.ci_low, p.ci_high).unwrap();
             }
             out.push('\n');
         }
