@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use contract_rl_core::source::Generator;
-use contract_rl_pipeline::{ApiClient, PipelineConfig, PipelineError, SinkOptions, Source};
+use contract_rl_pipeline::{ApiClient, HttpError, PipelineConfig, PipelineError, SinkOptions, Source};
 
 /// A reinforcement-learning workbench: user records → Parquet snapshots → a contract-choice
 /// env → tabular and deep agents beside baselines and oracles.
@@ -66,8 +66,8 @@ pub enum Command {
         /// Exit once every partition is committed up to its end.
         #[arg(long)]
         until_caught_up: bool,
-        /// Most messages per batch (one offset commit per batch).
-        #[arg(long, default_value_t = SinkOptions::default().batch_size)]
+        /// Most messages per batch (one offset commit per batch), at least 1.
+        #[arg(long, default_value_t = SinkOptions::default().batch_size, value_parser = at_least_one)]
         batch_size: usize,
         #[command(flatten)]
         services: ServiceArgs,
@@ -99,8 +99,8 @@ pub enum Command {
         /// Refresh every --interval-secs until interrupted.
         #[arg(long)]
         watch: bool,
-        /// Seconds between readings with --watch.
-        #[arg(long, default_value_t = 2)]
+        /// Seconds between readings with --watch, at least 1.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
         interval_secs: u64,
         #[command(flatten)]
         services: ServiceArgs,
@@ -181,7 +181,8 @@ impl UserArgs {
                     Duration::from_millis(500),
                 );
                 if let Some(path) = &self.api_ca_cert {
-                    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                    let pem =
+                        std::fs::read(path).map_err(|e| HttpError::Certificate(format!("{}: {e}", path.display())))?;
                     client = client.trusting(&pem).with_context(|| path.display().to_string())?;
                 }
                 Source::Api {
@@ -240,5 +241,13 @@ impl ServiceArgs {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// A count of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("must be a whole number of at least 1, got {text:?}")),
     }
 }

@@ -29,10 +29,23 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", message(&error));
             ExitCode::from(exit_code(&error))
         }
     }
+}
+
+/// The error and its causes, each cause once: library errors already name their source in
+/// their own message, context added at the edge does not.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
 
 /// 2 when the user's input is wrong (nothing was done), 1 for failures while working.
@@ -41,7 +54,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         cause.is::<ConfigError>()
             || cause.is::<EnvError>()
             || cause.is::<GeneratorError>()
-            || cause.is::<SnapshotError>()
+            || cause
+                .downcast_ref::<SnapshotError>()
+                .is_some_and(SnapshotError::is_bad_input)
             || cause.downcast_ref::<LoadError>().is_some_and(|e| match e {
                 LoadError::Experiment(e) => e.is_bad_input(),
                 LoadError::Snapshot(_) => true,

@@ -370,6 +370,17 @@ async fn snapshot_and_monitor_name_what_is_missing_and_create_nothing() {
         metadata.topics().iter().all(|t| !t.name().starts_with(&config.topic)),
         "monitor created a topic"
     );
+
+    // With the topics there, monitor reaches Cassandra: it names the keyspace and creates none.
+    pipeline::create_topics(&config).await.unwrap();
+    let run = contract_rl(&args);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("keyspace") && stderr.contains(&config.keyspace),
+        "{stderr}"
+    );
+    assert!(!keyspace_exists(&config).await, "monitor created the keyspace");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -463,7 +474,10 @@ async fn the_binary_ingests_over_https_from_a_server_it_is_told_to_trust() {
     }
 
     // Without the certificate the same server is refused: a failure at run time, not exit 2.
-    let run = contract_rl(&["ingest", "--users", "1", "--api-url", &url, "--api-attempts", "1", "-q"]);
+    let mut refused: Vec<&str> = vec!["ingest", "--users", "1", "--api-url", &url, "--api-attempts", "1", "-q"];
+    let isolated = service_args(&config);
+    refused.extend(isolated.iter().map(String::as_str));
+    let run = contract_rl(&refused);
     assert_eq!(run.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&run.stderr)

@@ -104,6 +104,7 @@ fn oracles_and_baselines_only_offer_contracts_the_mask_allows() {
         Box::new(RandomAgent),
         Box::new(BestSingleContract::new(&model)),
         Box::new(MyopicOracle::new(Arc::clone(&model))),
+        Box::new(OnlineOracle::new(Arc::clone(&model))),
         Box::new(HindsightOracle::new(Arc::clone(&model))),
     ];
     let mut rng = AgentRng::seed_from_u64(0);

@@ -19,7 +19,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use contract_rl_core::agents::{
-    Agent, AgentError, AgentRng, Diagnostics, DqnConfig, EpsilonSchedule, Transition, argmax_by,
+    Agent, AgentError, AgentRng, Diagnostics, DiagnosticsSums, DqnConfig, EpsilonSchedule, Transition, argmax_by,
+    masked_argmax,
 };
 use contract_rl_core::env::{ActionMask, Observation};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
@@ -153,39 +154,11 @@ fn one_row(obs: &Observation) -> ArrayView2<'_, f32> {
     ArrayView2::from_shape((1, dense.len()), dense).expect("one row")
 }
 
-/// Sums of the training loss and of the mean Q of the actions taken, since the last read.
-#[derive(Debug, Clone, Copy, Default)]
-struct Running {
-    loss: f64,
-    q: f64,
-    n: u64,
-}
-
-impl Running {
-    fn add(&mut self, loss: f32, q: f32) {
-        self.loss += f64::from(loss);
-        self.q += f64::from(q);
-        self.n += 1;
-    }
-
-    /// The means since the last read (NaN before the first gradient step), then starts over.
-    fn take(&mut self, epsilon: f64) -> Diagnostics {
-        let n = self.n as f64;
-        let d = Diagnostics {
-            td_loss: self.loss / n,
-            q_values: self.q / n,
-            epsilon,
-        };
-        *self = Self::default();
-        d
-    }
-}
-
 /// A DQN agent.
 pub struct Dqn {
     config: DqnConfig,
     dense_len: usize,
-    diagnostics: Running,
+    diagnostics: DiagnosticsSums,
     device: Device,
     online: QNetwork,
     optimizer: ModuleOptimizer,
@@ -194,7 +167,6 @@ pub struct Dqn {
     buffer: ReplayBuffer,
     batch: Batch,
     steps: u64,
-    updates: u64,
     schedule: EpsilonSchedule,
 }
 
@@ -219,7 +191,6 @@ impl Dqn {
             buffer: ReplayBuffer::new(config.buffer_size, dense_len),
             batch: Batch::default(),
             steps: 0,
-            updates: 0,
             schedule: EpsilonSchedule::new(
                 config.epsilon_start,
                 config.epsilon_end,
@@ -230,7 +201,7 @@ impl Dqn {
             optimizer,
             device,
             dense_len,
-            diagnostics: Running::default(),
+            diagnostics: DiagnosticsSums::default(),
             config,
         }
     }
@@ -240,14 +211,15 @@ impl Dqn {
         self.schedule.at(self.steps)
     }
 
-    /// Gradient steps taken so far.
-    pub fn updates(&self) -> u64 {
-        self.updates
-    }
-
     /// Q-values of the acting copy for one observation.
     pub fn q_values(&self, obs: &Observation) -> Vec<f32> {
         self.acting.forward(one_row(obs)).into_raw_vec_and_offset().0
+    }
+
+    /// The valid action of highest Q.
+    fn greedy(&self, obs: &Observation) -> usize {
+        let q = self.q_values(obs);
+        masked_argmax(obs, |a| f64::from(q[a])).expect("a valid action")
     }
 
     /// Q-values of the target copy for one observation.
@@ -277,7 +249,7 @@ impl Dqn {
         let obs = Tensor::<2>::from_data(TensorData::new(self.batch.obs.clone(), [b, d]), &self.device);
         let actions = Tensor::<2, Int>::from_data(TensorData::new(self.batch.actions.clone(), [b, 1]), &self.device);
         let q = self.online.forward(obs).gather(1, actions).reshape([b]);
-        let q_mean = q.clone().detach().mean().into_scalar();
+        let q_mean: f32 = q.clone().detach().mean().into_scalar();
         // Target, without gradients, on the plain copies.
         let next = ArrayView2::from_shape((b, d), &self.batch.next_obs).expect("batch shape");
         let target_values = self.target.forward(next);
@@ -295,12 +267,12 @@ impl Dqn {
             Some(delta) => HuberLossConfig::new(delta).init().forward(q, y, Reduction::Mean),
             None => MseLoss::new().forward(q, y, Reduction::Mean),
         };
-        self.diagnostics.add(loss.clone().detach().into_scalar(), q_mean);
+        let loss_value: f32 = loss.clone().detach().into_scalar();
+        self.diagnostics.add(f64::from(loss_value), f64::from(q_mean));
         let grads = GradientsParams::from_grads(loss.backward(), &self.online);
         self.online = self.optimizer.step(c.learning_rate, self.online.clone(), grads);
         self.acting = self.online.to_plain();
         // Polyak target sync (hard copies follow env steps, in `observe`).
-        self.updates += 1;
         if c.tau < 1.0 {
             self.target.blend(&self.acting, c.tau as f32);
         }
@@ -310,15 +282,11 @@ impl Dqn {
 impl Agent for Dqn {
     fn act(&mut self, obs: &Observation, rng: &mut AgentRng) -> usize {
         let (schedule, steps) = (self.schedule, self.steps);
-        schedule.act(steps, obs, rng, || {
-            let q = self.q_values(obs);
-            argmax_by(obs.mask.iter(), |a| f64::from(q[a])).expect("a valid action")
-        })
+        schedule.act(steps, obs, rng, || self.greedy(obs))
     }
 
     fn act_greedy(&mut self, obs: &Observation, _rng: &mut AgentRng) -> usize {
-        let q = self.q_values(obs);
-        argmax_by(obs.mask.iter(), |a| f64::from(q[a])).expect("a valid action")
+        self.greedy(obs)
     }
 
     fn diagnostics(&mut self) -> Option<Diagnostics> {

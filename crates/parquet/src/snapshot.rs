@@ -58,9 +58,12 @@ pub struct Snapshot {
 /// Why a snapshot could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    /// Reading or writing the Parquet file failed.
+    /// Reading the Parquet file failed.
     #[error(transparent)]
     Table(#[from] TableError),
+    /// Writing the Parquet file failed.
+    #[error(transparent)]
+    Write(TableError),
     /// The manifest is absent.
     #[error(
         "{path}: manifest missing; a snapshot is FILE.parquet plus FILE.manifest.json (made by `contract-rl generate` or `contract-rl snapshot`)"
@@ -103,6 +106,14 @@ pub enum SnapshotError {
     RowCount { path: PathBuf, expected: u64, actual: u64 },
 }
 
+impl SnapshotError {
+    /// Whether the snapshot read is the user's input gone wrong (missing, modified, foreign), not
+    /// a failure to write one.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, Self::Write(_) | Self::WriteManifest { .. })
+    }
+}
+
 /// The manifest path of a snapshot: `x.parquet` → `x.manifest.json`.
 pub fn manifest_path(path: &Path) -> PathBuf {
     path.with_extension("manifest.json")
@@ -111,7 +122,7 @@ pub fn manifest_path(path: &Path) -> PathBuf {
 /// Writes `records` to `path` and its manifest beside it.
 pub fn write(path: &Path, records: &[UserRecord], producer: Producer) -> Result<SnapshotManifest, SnapshotError> {
     let mut frame = to_frame(records).expect("columns of equal length");
-    table::write(path, &mut frame)?;
+    table::write(path, &mut frame).map_err(SnapshotError::Write)?;
     let manifest = SnapshotManifest {
         schema_version: SCHEMA_VERSION,
         rows: records.len() as u64,

@@ -160,6 +160,8 @@ fn quickstart_q_learning_reaches_ninety_percent_of_the_myopic_oracle() {
         summary.table()
     );
     assert_eq!(q.runs, 10);
+    let beats_random = summary.improvement("q_learning", "random").unwrap();
+    assert_eq!((beats_random.probability, beats_random.ci_low), (1.0, 1.0));
 }
 
 fn load_error(dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> String {

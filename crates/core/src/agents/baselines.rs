@@ -40,11 +40,6 @@ impl BestSingleContract {
             .expect("validation guarantees a contract open to every user without quota");
         Self { contract }
     }
-
-    /// The chosen contract.
-    pub fn contract(&self) -> usize {
-        self.contract
-    }
 }
 
 impl Agent for BestSingleContract {

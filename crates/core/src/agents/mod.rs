@@ -94,6 +94,37 @@ pub struct Diagnostics {
     pub epsilon: f64,
 }
 
+/// Running sums behind [`Diagnostics`]: a learner adds each update's loss and Q-value and
+/// takes their means when the runner asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DiagnosticsSums {
+    loss: f64,
+    q_values: f64,
+    updates: u64,
+}
+
+impl DiagnosticsSums {
+    /// Adds one update's loss and the Q-value it learned from.
+    #[inline]
+    pub fn add(&mut self, loss: f64, q_value: f64) {
+        self.loss += loss;
+        self.q_values += q_value;
+        self.updates += 1;
+    }
+
+    /// The means since the last call (NaN when nothing was added), with ε; then starts over.
+    pub fn take(&mut self, epsilon: f64) -> Diagnostics {
+        let n = self.updates as f64;
+        let means = Diagnostics {
+            td_loss: self.loss / n,
+            q_values: self.q_values / n,
+            epsilon,
+        };
+        *self = Self::default();
+        means
+    }
+}
+
 /// A hyperparameter out of its range.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {message}")]

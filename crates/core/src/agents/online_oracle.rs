@@ -1,6 +1,9 @@
 //! The online oracle: the best policy that does not see the future. It knows the response model
 //! and the population of the split it plays on (not the order of the campaign's users), and plays
-//! the dynamic program over (step, offers left).
+//! the dynamic program over (step, offers left). The DP is optimal for users drawn independently
+//! from the split's population; a campaign replays consecutive, distinct users of the split,
+//! which for thousands of users per split differs negligibly (a learner could, in principle,
+//! show a small negative regret).
 //!
 //! For one quota'd contract `j` the DP is exact:
 //! `V_t(q) = E_u[max(base(u) + V_{t+1}(q), r(u, j) + V_{t+1}(q − 1))]`, `V_T = 0`, where `base(u)`

@@ -1,6 +1,6 @@
 //! Oracles that know the env's response model: the myopic oracle (best expected reward now)
 //! and the hindsight optimum (knows the whole campaign and assigns contracts exactly under the
-//! quotas). The hindsight optimum is the upper bound regret is measured against.
+//! quotas), the upper bound of every policy. The online oracle is in `online_oracle.rs`.
 
 use std::sync::Arc;
 

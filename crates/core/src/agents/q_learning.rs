@@ -8,7 +8,9 @@
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Agent, AgentRng, Diagnostics, EpsilonSchedule, InvalidHyperparameter, Transition, masked_argmax};
+use super::{
+    Agent, AgentRng, Diagnostics, DiagnosticsSums, EpsilonSchedule, InvalidHyperparameter, Transition, masked_argmax,
+};
 use crate::env::Observation;
 
 /// Hyperparameters of tabular Q-learning; every field has a default.
@@ -102,10 +104,8 @@ pub struct QLearning {
     visits: Vec<u32>,
     steps: u64,
     schedule: EpsilonSchedule,
-    /// Sums of squared TD errors and of Q(s, a) before each update, since the last read.
-    td_sq: f64,
-    q_taken: f64,
-    updates: u64,
+    /// Squared TD errors and Q(s, a) before each update, since the last read.
+    sums: DiagnosticsSums,
 }
 
 impl QLearning {
@@ -121,9 +121,7 @@ impl QLearning {
             },
             visits: vec![0; size],
             steps: 0,
-            td_sq: 0.0,
-            q_taken: 0.0,
-            updates: 0,
+            sums: DiagnosticsSums::default(),
             schedule: EpsilonSchedule::new(
                 config.epsilon_start,
                 config.epsilon_end,
@@ -197,21 +195,12 @@ impl Agent for QLearning {
             StepSize::Visits { omega } => f64::from(self.visits[i]).powf(-omega),
         };
         let td = target - learner[i];
-        self.td_sq += td * td;
-        self.q_taken += learner[i];
-        self.updates += 1;
+        self.sums.add(td * td, learner[i]);
         learner[i] += alpha * td;
     }
 
     fn diagnostics(&mut self) -> Option<Diagnostics> {
-        let n = self.updates as f64;
-        let d = Diagnostics {
-            td_loss: self.td_sq / n,
-            q_values: self.q_taken / n,
-            epsilon: self.epsilon(),
-        };
-        (self.td_sq, self.q_taken, self.updates) = (0.0, 0.0, 0);
-        Some(d)
+        Some(self.sums.take(self.epsilon()))
     }
 }
 

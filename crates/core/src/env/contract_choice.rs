@@ -35,10 +35,12 @@
 //! outside limits.
 //!
 //! ## Arguments
-//! The env file ([`EnvConfig`]), the snapshot's records, the split (train or test users, by a
-//! hash of `user_id`) and a seed.
+//! The env file ([`EnvConfig`]), the snapshot's records, the split (train, validation or test
+//! users, by a hash of `user_id`) and a seed.
 //!
 //! ## Version history
+//! - v2: a validation split (`validation_fraction`) taken from the train users; test users
+//!   unchanged; quota shares must give a whole number of offers.
 //! - v1: first version.
 
 use std::sync::Arc;
@@ -219,7 +221,6 @@ pub struct EnvModel {
     config: EnvConfig,
     n_actions: usize,
     user_ids: Vec<Uuid>,
-    ages: Vec<i32>,
     feature_names: Vec<String>,
     features: Vec<f64>,
     eligible: Vec<ActionMask>,
@@ -302,7 +303,6 @@ impl EnvModel {
         Ok(Self {
             n_actions,
             user_ids: records.iter().map(|r| r.user_id).collect(),
-            ages: records.iter().map(|r| r.age).collect(),
             feature_names,
             features,
             eligible,
@@ -360,11 +360,6 @@ impl EnvModel {
     /// The `user_id` of a snapshot row.
     pub fn user_id(&self, user: u32) -> Uuid {
         self.user_ids[user as usize]
-    }
-
-    /// The age of a snapshot row.
-    pub fn age(&self, user: u32) -> i32 {
-        self.ages[user as usize]
     }
 
     /// Contracts a user is eligible for (before quotas).

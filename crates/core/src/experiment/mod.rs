@@ -353,8 +353,9 @@ impl Experiment {
     /// test).
     pub fn references(&self, split: Split) -> &ReferenceReturns {
         match split {
+            Split::Validation => &self.references[0],
             Split::Test => &self.references[1],
-            _ => &self.references[0],
+            Split::Train => unreachable!("evaluations use validation and test campaigns only"),
         }
     }
 }
