@@ -6,7 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use contract_rl_core::source::Generator;
-use contract_rl_pipeline::{ApiClient, HttpError, PipelineConfig, PipelineError, SinkOptions, Source};
+use contract_rl_pipeline::{
+    ApiClient, DEFAULT_MAX_RETRY_AFTER, HttpError, PipelineConfig, PipelineError, SinkOptions, Source,
+};
 
 /// A reinforcement-learning workbench: user records → Parquet snapshots → a contract-choice
 /// env → tabular and deep agents beside baselines and oracles.
@@ -166,6 +168,9 @@ pub struct UserArgs {
     /// Tries per API page before giving up.
     #[arg(long, default_value_t = 6)]
     api_attempts: u32,
+    /// Longest wait, in seconds, when the API answers `Retry-After`.
+    #[arg(long, default_value_t = DEFAULT_MAX_RETRY_AFTER.as_secs())]
+    api_max_retry_after_secs: u64,
 }
 
 impl UserArgs {
@@ -179,7 +184,8 @@ impl UserArgs {
                     Duration::from_secs(self.api_timeout_secs),
                     self.api_attempts,
                     Duration::from_millis(500),
-                );
+                )
+                .with_max_retry_after(Duration::from_secs(self.api_max_retry_after_secs));
                 if let Some(path) = &self.api_ca_cert {
                     let pem =
                         std::fs::read(path).map_err(|e| HttpError::Certificate(format!("{}: {e}", path.display())))?;

@@ -1,9 +1,11 @@
 //! A client of randomuser.me-compatible HTTP APIs (`GET {base}?results=N&seed=S&page=P&nat=..`).
 //!
-//! Rate limits (429), unavailability (503 and other 5xx), timeouts and refused connections are
-//! retried with exponential backoff (honouring `Retry-After`); a body that is not an API
-//! document is an error naming the URL. Documents are returned as received, so that one bad
-//! document is rejected on its own rather than failing its page.
+//! Rate limits (429), unavailability (503 and other 5xx), timeouts and refused connections, and
+//! bodies cut off while being read are retried with exponential backoff (honouring `Retry-After`
+//! up to a cap); a body that is not an API document, or is larger than the client reads, is an
+//! error naming the URL. Credentials in the URL are never shown in errors or logs. Documents
+//! are returned as received, so that one bad document is rejected on its own rather than
+//! failing its page.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,19 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
+
+/// The longest `Retry-After` wait honoured by default.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// `url` with any `user:password@` replaced by `***@`, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme && !url[scheme + 3..at].contains('/') => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// An HTTP agent with a per-request `timeout`, trusting `roots`.
 fn agent(timeout: Duration, roots: RootCerts) -> ureq::Agent {
@@ -32,6 +47,9 @@ pub enum HttpError {
     /// The server answered with a status that is not retried (e.g. 400, 404).
     #[error("{url}: HTTP {status}: {body}")]
     Status { url: String, status: u16, body: String },
+    /// The body is larger than the client reads.
+    #[error("{url}: the answer is larger than {limit_bytes} bytes")]
+    TooLarge { url: String, limit_bytes: u64 },
     /// The body is not an API document.
     #[error("{url}: the answer is not a randomuser.me document: {reason}")]
     Malformed { url: String, reason: String },
@@ -55,6 +73,7 @@ pub struct ApiClient {
     timeout: Duration,
     max_attempts: u32,
     initial_backoff: Duration,
+    max_retry_after: Duration,
 }
 
 impl ApiClient {
@@ -67,7 +86,14 @@ impl ApiClient {
             timeout,
             max_attempts: max_attempts.max(1),
             initial_backoff,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         }
+    }
+
+    /// Waits at most `max` when a server asks to retry later (`Retry-After`).
+    pub fn with_max_retry_after(mut self, max: Duration) -> Self {
+        self.max_retry_after = max;
+        self
     }
 
     /// Trusts the certificates of `pem` (a private CA, or a self-signed server) instead of
@@ -103,7 +129,7 @@ impl ApiClient {
                 request.query("nat", nats.join(","))
             }
         };
-        let url = format!("{}?results={results}&seed={seed}&page={page}", self.base_url);
+        let url = format!("{}?results={results}&seed={seed}&page={page}", redact(&self.base_url));
         let mut backoff = self.initial_backoff;
         let mut last = String::new();
         for attempt in 1..=self.max_attempts {
@@ -115,7 +141,19 @@ impl ApiClient {
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    let body = response.body_mut().read_to_string().unwrap_or_default();
+                    let body = match response.body_mut().read_to_string() {
+                        Ok(body) => body,
+                        Err(ureq::Error::BodyExceedsLimit(limit_bytes)) => {
+                            return Err(HttpError::TooLarge { url, limit_bytes });
+                        }
+                        // Cut off while reading (timeout, reset): retried like a failed request.
+                        Err(e) => {
+                            last = format!("reading the body: {}", redact(&e.to_string()));
+                            self.sleep_before_retry(attempt, &url, &last, backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                            continue;
+                        }
+                    };
                     match status {
                         200..=299 => {
                             let page: RawPage = serde_json::from_str(&body).map_err(|e| HttpError::Malformed {
@@ -126,7 +164,7 @@ impl ApiClient {
                         }
                         429 | 500..=599 => {
                             last = format!("HTTP {status}");
-                            retry_after.unwrap_or(backoff)
+                            retry_after.map_or(backoff, |wait| wait.min(self.max_retry_after))
                         }
                         _ => {
                             return Err(HttpError::Status {
@@ -138,20 +176,25 @@ impl ApiClient {
                     }
                 }
                 Err(e) => {
-                    last = e.to_string();
+                    last = redact(&e.to_string());
                     backoff
                 }
             };
-            if attempt < self.max_attempts {
-                tracing::warn!(%url, attempt, error = %last, wait_ms = wait.as_millis() as u64, "retrying");
-                std::thread::sleep(wait);
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
+            self.sleep_before_retry(attempt, &url, &last, wait);
+            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
         Err(HttpError::RetriesExhausted {
             url,
             attempts: self.max_attempts,
             last,
         })
+    }
+
+    /// Waits `wait` before the next attempt, if there is one, saying why.
+    fn sleep_before_retry(&self, attempt: u32, url: &str, last: &str, wait: Duration) {
+        if attempt < self.max_attempts {
+            tracing::warn!(%url, attempt, error = %last, wait_ms = wait.as_millis() as u64, "retrying");
+            std::thread::sleep(wait);
+        }
     }
 }

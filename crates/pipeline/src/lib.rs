@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use bench::{IngestBench, bench_ingest};
 pub use cassandra::{Schema, Store, export_snapshot};
-pub use http::{ApiClient, HttpError};
+pub use http::{ApiClient, DEFAULT_MAX_RETRY_AFTER, HttpError, redact};
 pub use ingest::{IngestReport, ingest};
 pub use kafka::{
     DEAD_LETTER_REASON_HEADER, SCHEMA_VERSION, UserMessage, create_topics, dead_letter_topic, decode, encode, producer,

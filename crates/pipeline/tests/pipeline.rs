@@ -161,3 +161,73 @@ fn a_file_without_certificates_is_refused() {
     let err = client.trusting(b"not a certificate").unwrap_err();
     assert!(matches!(err, HttpError::Certificate(_)), "{err}");
 }
+
+#[test]
+fn a_retry_after_beyond_the_cap_waits_only_the_cap() {
+    let later: Answer = (429, "busy".into(), Duration::ZERO, Some(("Retry-After", "3600")));
+    let (url, seen) = serve(vec![later, ok(page_of(&[], 4))]);
+    let client = ApiClient::new(&url, Duration::from_secs(2), 3, Duration::from_millis(10))
+        .with_max_retry_after(Duration::from_millis(200));
+    let start = std::time::Instant::now();
+    assert_eq!(client.page(4, "http", 1, &[]).unwrap().len(), 4);
+    assert!(start.elapsed() < Duration::from_secs(5), "waited {:?}", start.elapsed());
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn credentials_in_the_url_never_reach_an_error() {
+    let (url, _) = serve(vec![(404, "no such page".into(), Duration::ZERO, None)]);
+    let with_secret = url.replace("http://", "http://reader:s3cret-pass@");
+    let err = ApiClient::new(&with_secret, Duration::from_secs(2), 1, Duration::ZERO)
+        .page(5, "http", 1, &[])
+        .unwrap_err();
+    assert!(matches!(err, HttpError::Status { status: 404, .. }), "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("s3cret-pass") && !text.contains("reader"), "{text}");
+    assert!(text.contains("***@127.0.0.1"), "{text}");
+    // A refused connection's message is redacted too.
+    let refused = "http://reader:s3cret-pass@127.0.0.1:1/api/";
+    let err = ApiClient::new(refused, Duration::from_secs(1), 1, Duration::ZERO)
+        .page(5, "http", 1, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("s3cret-pass"), "{err}");
+}
+
+#[test]
+fn a_body_cut_off_while_reading_is_retried() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = page_of(&[], 3);
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            if i == 0 {
+                // Promise the whole body, send half, then stall past the client's timeout.
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                let _ = stream.write_all(&body.as_bytes()[..body.len() / 2]);
+                std::thread::sleep(Duration::from_millis(1500));
+            } else {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/api/1.4/");
+    let client = ApiClient::new(&url, Duration::from_millis(500), 3, Duration::from_millis(10));
+    assert_eq!(client.page(3, "http", 1, &[]).unwrap().len(), 3);
+}
+
+#[test]
+fn a_body_larger_than_the_client_reads_is_named_not_parsed() {
+    let huge = format!("{{\"results\": [\"{}\"]}}", "x".repeat(11 << 20));
+    let (url, _) = serve(vec![ok(huge)]);
+    let err = source(&url, 10_000, 2).page(5, 1).unwrap_err();
+    assert!(matches!(err, HttpError::TooLarge { .. }), "{err}");
+}
