@@ -19,7 +19,7 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use uuid::Uuid;
 
-use crate::{contract_rl, isolated_pipeline, service_args, tls, without_lineage};
+use crate::{contract_rl, isolated_pipeline, service_args, support, tls, without_lineage};
 
 fn silent() -> Progress {
     Arc::new(|_| {})
@@ -194,9 +194,10 @@ async fn bad_messages_are_dead_lettered_with_a_reason_and_the_sink_goes_on() {
 
     let reasons = read_dead_letters(&config, 3);
     let find = |key: &str| {
-        reasons
+        &reasons
             .get(key)
             .unwrap_or_else(|| panic!("no dead letter for {key}: {reasons:?}"))
+            .0
     };
     assert!(find("broken").contains("undecodable"), "{reasons:?}");
     assert!(find("no-uuid").contains("user_id"), "{reasons:?}");
@@ -207,8 +208,8 @@ async fn bad_messages_are_dead_lettered_with_a_reason_and_the_sink_goes_on() {
     assert_eq!(pipeline::status(&config).await.unwrap().dead_letters, 3);
 }
 
-/// Reads `n` messages of the dead-letter topic: key → reason header.
-fn read_dead_letters(config: &PipelineConfig, n: usize) -> HashMap<String, String> {
+/// Reads `n` messages of the dead-letter topic: key → (reason header, payload).
+fn read_dead_letters(config: &PipelineConfig, n: usize) -> HashMap<String, (String, String)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", format!("{}-reader", config.group))
@@ -232,7 +233,8 @@ fn read_dead_letters(config: &PipelineConfig, n: usize) -> HashMap<String, Strin
                 .and_then(|h| h.value)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default();
-            reasons.insert(key, reason);
+            let payload = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+            reasons.insert(key, (reason, payload));
         }
     }
     reasons
@@ -324,6 +326,25 @@ async fn the_binary_ingests_from_a_randomuser_compatible_api() {
     assert_eq!(rows.len(), 78);
     assert!(rows.values().all(|r| r.source == "api"));
     assert_eq!(pipeline::status(&config).await.unwrap().dead_letters, 2);
+    // The rejected documents reached the dead-letter topic without their login secrets.
+    for (key, (reason, payload)) in read_dead_letters(&config, 2) {
+        assert!(reason.contains("latitude"), "{key}: {reason}");
+        assert!(
+            payload.contains("\"login\"") && payload.contains("\"uuid\""),
+            "{payload}"
+        );
+        for secret in ["password", "salt", "md5", "sha1", "sha256"] {
+            assert!(!payload.contains(&format!("\"{secret}\"")), "{secret} in {payload}");
+        }
+    }
+}
+
+#[test]
+fn the_service_state_folder_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let state = std::env::var_os("CONTRACT_RL_STATE").map_or_else(|| support::repo(".state"), Into::into);
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{} is {mode:o}", state.display());
 }
 
 /// Whether Cassandra has a keyspace of that name, asked through the driver.

@@ -30,11 +30,8 @@ impl Source {
                     .into_iter()
                     .enumerate()
                     .map(|(i, document)| {
-                        flatten_document(document, API_SOURCE).map_err(|(document, reason)| Rejected {
-                            index: first + i as u64,
-                            document,
-                            reason,
-                        })
+                        flatten_document(document, API_SOURCE)
+                            .map_err(|(document, reason)| Rejected::new(first + i as u64, document, reason))
                     })
                     .collect()
             }

@@ -23,10 +23,29 @@ pub const API_SOURCE: &str = "api";
 pub struct Rejected {
     /// Index of the document in the source's stream, from 0.
     pub index: u64,
-    /// The document as received.
+    /// The document as received, less its login secrets.
     pub document: Value,
     /// Why it was rejected.
     pub reason: Rejection,
+}
+
+/// The fields of a document's `login` that are never kept, not even in a dead letter.
+pub const LOGIN_SECRETS: [&str; 5] = ["password", "salt", "md5", "sha1", "sha256"];
+
+impl Rejected {
+    /// A rejected document at `index` of the stream, with its login secrets removed.
+    pub fn new(index: u64, mut document: Value, reason: Rejection) -> Self {
+        if let Some(login) = document.get_mut("login").and_then(Value::as_object_mut) {
+            for secret in LOGIN_SECRETS {
+                login.remove(secret);
+            }
+        }
+        Self {
+            index,
+            document,
+            reason,
+        }
+    }
 }
 
 /// The documents of one page in order, each a valid record or a rejected document; an empty
@@ -42,10 +61,12 @@ pub fn generated_page(generator: &Generator, results: u32, page: u32) -> Page {
         .iter()
         .enumerate()
         .map(|(i, user)| {
-            UserRecord::from_api(user, GENERATOR_SOURCE).map_err(|reason| Rejected {
-                index: first + i as u64,
-                document: serde_json::to_value(user).expect("documents serialise"),
-                reason,
+            UserRecord::from_api(user, GENERATOR_SOURCE).map_err(|reason| {
+                Rejected::new(
+                    first + i as u64,
+                    serde_json::to_value(user).expect("documents serialise"),
+                    reason,
+                )
             })
         })
         .collect()
@@ -73,11 +94,11 @@ pub fn generate_records(generator: &Generator, n: usize) -> (Vec<UserRecord>, Ve
         let document = generator.user(index);
         match UserRecord::from_api(&document, GENERATOR_SOURCE) {
             Ok(record) => records.push(record),
-            Err(reason) => rejected.push(Rejected {
+            Err(reason) => rejected.push(Rejected::new(
                 index,
-                document: serde_json::to_value(&document).expect("documents serialise"),
+                serde_json::to_value(&document).expect("documents serialise"),
                 reason,
-            }),
+            )),
         }
     }
     (records, rejected)
@@ -95,6 +116,23 @@ mod tests {
         assert!(rejected.is_empty());
         let third_page: Vec<UserRecord> = generated_page(&g, 10, 3).into_iter().map(Result::unwrap).collect();
         assert_eq!(records[20..], third_page[..]);
+    }
+
+    #[test]
+    fn a_rejected_document_keeps_no_login_secret() {
+        let g = Generator::new("secrets", &[]).unwrap();
+        let mut document = serde_json::to_value(g.user(0)).unwrap();
+        assert!(document["login"]["password"].is_string(), "the API shape has secrets");
+        document["dob"] = serde_json::json!({"date": "not a date", "age": 3});
+        let (_, reason) = flatten_document(document.clone(), API_SOURCE).unwrap_err();
+        let rejected = Rejected::new(7, document, reason);
+        let text = rejected.document.to_string();
+        for secret in LOGIN_SECRETS {
+            assert!(rejected.document["login"].get(secret).is_none(), "{secret} kept");
+        }
+        let login = g.user(0).login.unwrap();
+        assert!(!text.contains(&format!("\"{}\"", login.password)), "{text}");
+        assert_eq!(rejected.document["login"]["uuid"], serde_json::json!(login.uuid));
     }
 
     #[test]
