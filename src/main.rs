@@ -48,8 +48,18 @@ fn message(error: &anyhow::Error) -> String {
     text
 }
 
-/// 2 when the user's input is wrong (nothing was done), 1 for failures while working.
+/// 2 when the user's input is wrong (nothing was done), 128 + the signal when interrupted (130
+/// for SIGINT, 143 for SIGTERM), 1 for failures while working.
 fn exit_code(error: &anyhow::Error) -> u8 {
+    let interrupted = error
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<PipelineError>() {
+            Some(PipelineError::Interrupted { signal }) => Some(*signal),
+            _ => None,
+        });
+    if let Some(signal) = interrupted {
+        return 128 + signal as u8;
+    }
     let bad_input = error.chain().any(|cause| {
         cause.is::<ConfigError>()
             || cause.is::<EnvError>()

@@ -33,6 +33,7 @@ pub fn ingest(users: &UserArgs, services: &ServiceArgs, quiet: bool) -> anyhow::
         users.users,
         users.page_size,
         &advancing(&bar),
+        pipeline::shutdown_signal(),
     ))?;
     bar.finish_and_clear();
     println!("{report}");

@@ -33,7 +33,7 @@ fn generated(seed: &str, n: usize) -> Vec<UserRecord> {
 
 async fn ingest(config: &PipelineConfig, seed: &str, n: u64) -> pipeline::IngestReport {
     let source = Source::Generator(Generator::new(seed, &[]).unwrap());
-    pipeline::ingest(config, &source, n, 5000, &silent())
+    pipeline::ingest(config, &source, n, 5000, &silent(), std::future::pending())
         .await
         .expect("ingest")
 }
@@ -507,4 +507,127 @@ async fn the_binary_ingests_over_https_from_a_server_it_is_told_to_trust() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+}
+
+/// A randomuser-compatible API answering each page of its seed after `delay`; counts requests.
+fn slow_api(delay: Duration) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let query = |key: &str| -> u32 {
+                request
+                    .url()
+                    .split(&format!("{key}="))
+                    .nth(1)
+                    .and_then(|v| v.split('&').next()?.parse().ok())
+                    .unwrap()
+            };
+            let page = Generator::new("slow", &[])
+                .unwrap()
+                .page(query("results"), query("page"));
+            std::thread::sleep(delay);
+            let _ = request.respond(tiny_http::Response::from_string(serde_json::to_string(&page).unwrap()));
+        }
+    });
+    (format!("http://127.0.0.1:{port}/api/1.4/"), requests)
+}
+
+/// The arguments of `command` taking 400 users in pages of 10 from the API at `url` into the
+/// topics and keyspace of `config`, with `extra`.
+fn slow_ingest_args(command: &str, url: &str, config: &PipelineConfig, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        command,
+        "--users",
+        "400",
+        "--page-size",
+        "10",
+        "--seed",
+        "slow",
+        "--api-url",
+        url,
+        "-q",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(service_args(config));
+    args
+}
+
+/// Starts the binary with `args`, sends `signal` once the API has had `requests` requests, and
+/// returns its exit status and stderr.
+fn interrupt(args: &[String], requests: &std::sync::atomic::AtomicUsize, signal: &str) -> (Option<i32>, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_contract-rl"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while requests.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "the binary never asked for a second page");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sigterm_stops_ingest_with_143_after_delivering_what_it_sent() {
+    let config = isolated_pipeline("ingest_term");
+    let (url, requests) = slow_api(Duration::from_millis(400));
+    let args = slow_ingest_args("ingest", &url, &config, &[]);
+    let (code, stderr) = interrupt(&args, &requests, "-TERM");
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted by signal 15"), "{stderr}");
+    // The pages fetched before the signal reached the topic.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .unwrap();
+    let delivered: i64 = (0..config.partitions)
+        .map(|p| {
+            let (low, high) = consumer
+                .fetch_watermarks(&config.topic, p, Duration::from_secs(10))
+                .unwrap();
+            high - low
+        })
+        .sum();
+    assert!((10..400).contains(&delivered), "{delivered} messages delivered");
+    assert_eq!(delivered % 10, 0, "whole pages: {delivered}");
+}
+
+#[test]
+fn an_interrupted_pipeline_exits_130_and_leaves_the_previous_snapshot_alone() {
+    let config = isolated_pipeline("pipeline_int");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("users.parquet");
+    let made = contract_rl(&["generate", "--users", "50", "--out", out.to_str().unwrap()]);
+    assert!(made.status.success());
+    let before = (
+        std::fs::read(&out).unwrap(),
+        std::fs::read(out.with_extension("manifest.json")).unwrap(),
+    );
+    let (url, requests) = slow_api(Duration::from_millis(400));
+    let args = slow_ingest_args("pipeline", &url, &config, &["--out", out.to_str().unwrap()]);
+    let (code, stderr) = interrupt(&args, &requests, "-INT");
+    assert_eq!(code, Some(130), "{stderr}");
+    let after = (
+        std::fs::read(&out).unwrap(),
+        std::fs::read(out.with_extension("manifest.json")).unwrap(),
+    );
+    assert!(before == after, "the previous snapshot was replaced");
 }

@@ -76,7 +76,8 @@ pub async fn bench_ingest(
         ..config.clone()
     };
     let generator = Generator::new("bench", &[]).expect("no nat filter");
-    let produced = ingest(&run, &Source::Generator(generator.clone()), users, 5000, progress).await?;
+    let source = Source::Generator(generator.clone());
+    let produced = ingest(&run, &source, users, 5000, progress, std::future::pending()).await?;
     let options = SinkOptions {
         until_caught_up: true,
         ..SinkOptions::default()

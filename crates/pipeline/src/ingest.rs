@@ -2,6 +2,8 @@
 //! `user_id`; rejected documents → `users_created.dlq` with the reason. The producer is
 //! flushed before returning, and any undelivered message is an error.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::kafka::{create_topics, kafka_error, producer};
@@ -44,13 +46,16 @@ impl std::fmt::Display for IngestReport {
     }
 }
 
-/// Reads `users` documents from `source` in pages of `page_size` and produces them.
+/// Reads `users` documents from `source` in pages of `page_size` and produces them. When `stop`
+/// resolves with a signal number (e.g. [`crate::shutdown_signal`]) it stops after the page in
+/// hand, delivers what it queued, and fails with [`PipelineError::Interrupted`].
 pub async fn ingest(
     config: &PipelineConfig,
     source: &Source,
     users: u64,
     page_size: u32,
     progress: &Progress,
+    stop: impl Future<Output = i32> + Send + 'static,
 ) -> Result<IngestReport, PipelineError> {
     config.validate()?;
     let page_size = page_size.clamp(1, MAX_RESULTS_PER_PAGE);
@@ -58,14 +63,23 @@ pub async fn ingest(
     create_topics(config).await?;
     let source = source.clone();
     let config = config.clone();
-    // librdkafka and the HTTP client block: run the loop off the async runtime.
+    // librdkafka and the HTTP client block: run the loop off the async runtime, and let a task
+    // watch for the stop.
     let progress = progress.clone();
-    tokio::task::spawn_blocking(move || {
+    let stopped = Arc::new(AtomicI32::new(0));
+    let watcher = {
+        let stopped = Arc::clone(&stopped);
+        tokio::spawn(async move { stopped.store(stop.await, Ordering::SeqCst) })
+    };
+    let report = tokio::task::spawn_blocking(move || {
         let mut producer = producer(&config)?;
         let (mut produced, mut dead_lettered, mut read) = (0u64, 0u64, 0u64);
         let mut source_exhausted = false;
         let mut page = 1;
         while read < users {
+            if stopped.load(Ordering::SeqCst) != 0 {
+                break;
+            }
             let documents = source.page(page_size, page)?;
             if documents.is_empty() {
                 tracing::warn!(page, read, "the source has no more users");
@@ -96,6 +110,10 @@ pub async fn ingest(
             page += 1;
         }
         producer.flush(Duration::from_secs(120))?;
+        match stopped.load(Ordering::SeqCst) {
+            0 => {}
+            signal => return Err(PipelineError::Interrupted { signal }),
+        }
         Ok(IngestReport {
             topic: config.topic.clone(),
             produced,
@@ -105,5 +123,7 @@ pub async fn ingest(
         })
     })
     .await
-    .expect("the ingest task does not panic")
+    .expect("the ingest task does not panic");
+    watcher.abort();
+    report
 }

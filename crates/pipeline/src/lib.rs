@@ -30,7 +30,7 @@ pub use kafka::{
     DEAD_LETTER_REASON_HEADER, SCHEMA_VERSION, UserMessage, create_topics, dead_letter_topic, decode, encode, producer,
 };
 pub use monitor::{Status, status};
-pub use sink::{SinkOptions, SinkReport, run_sink, shutdown_signal};
+pub use sink::{SIGINT, SIGTERM, SinkOptions, SinkReport, run_sink, shutdown_signal};
 pub use source::Source;
 pub use workflow::{PipelineReport, pipeline};
 
@@ -145,6 +145,10 @@ pub enum PipelineError {
         context: &'static str,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// SIGINT or SIGTERM stopped the work before it was done; what was already sent was
+    /// delivered and committed, and nothing was written after.
+    #[error("interrupted by signal {signal} before the work was done; what was already sent is delivered")]
+    Interrupted { signal: i32 },
     /// A read-only command found no keyspace, table or topic of that name (nothing was created).
     #[error("{what} {name:?} does not exist; {hint}")]
     Missing {

@@ -52,6 +52,8 @@ pub struct SinkReport {
     pub topic: String,
     /// The keyspace of the `users` table written.
     pub keyspace: String,
+    /// The signal that stopped the sink before it caught up, if one did.
+    pub stopped_by: Option<i32>,
     /// Records upserted into Cassandra.
     pub written: u64,
     /// Messages sent to the dead-letter topic.
@@ -68,17 +70,25 @@ impl std::fmt::Display for SinkReport {
             f,
             "wrote {} users to {}.users and {} messages to {}.dlq in {} batches, {:.1}s",
             self.written, self.keyspace, self.dead_lettered, self.topic, self.batches, self.seconds
-        )
+        )?;
+        match self.stopped_by {
+            Some(signal) => write!(
+                f,
+                "; stopped by signal {signal}, committed up to the last written batch"
+            ),
+            None => Ok(()),
+        }
     }
 }
 
-/// Runs the sink until `stop` resolves (e.g. [`shutdown_signal`]) or, with `until_caught_up`,
-/// until there is no lag. The batch in progress when `stop` resolves is dropped uncommitted.
+/// Runs the sink until `stop` resolves with a signal number (e.g. [`shutdown_signal`]) or, with
+/// `until_caught_up`, until there is no lag. The batch in progress when `stop` resolves is
+/// dropped uncommitted; the report says which signal stopped it.
 pub async fn run_sink(
     config: &PipelineConfig,
     options: &SinkOptions,
     progress: &Progress,
-    stop: impl Future<Output = ()>,
+    stop: impl Future<Output = i32>,
 ) -> Result<SinkReport, PipelineError> {
     let start = Instant::now();
     create_topics(config).await?;
@@ -93,15 +103,22 @@ pub async fn run_sink(
     tokio::pin!(stop);
     // The next batch is gathered while the current one is written, so Kafka reads overlap
     // Cassandra writes; commits still follow the writes, batch after batch.
-    let mut next = Some(next_batch(&consumer, options).await);
-    while let Some(batch) = next.take() {
+    let mut next = Ok(next_batch(&consumer, options).await);
+    loop {
+        let batch = match next {
+            Ok(batch) => batch,
+            Err(signal) => {
+                report.stopped_by = Some(signal);
+                break;
+            }
+        };
         if batch.is_empty() {
             if options.until_caught_up && caught_up(&consumer, config)? {
                 break;
             }
             next = tokio::select! {
-                batch = next_batch(&consumer, options) => Some(batch),
-                _ = &mut stop => None,
+                batch = next_batch(&consumer, options) => Ok(batch),
+                signal = &mut stop => Err(signal),
             };
             continue;
         }
@@ -136,8 +153,8 @@ pub async fn run_sink(
             .try_collect::<()>();
         let gather = async {
             tokio::select! {
-                batch = next_batch(&consumer, options) => Some(batch),
-                _ = &mut stop => None,
+                batch = next_batch(&consumer, options) => Ok(batch),
+                signal = &mut stop => Err(signal),
             }
         };
         let (written, gathered) = tokio::join!(writes, gather);
@@ -220,12 +237,17 @@ fn now_millis() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now is in range")
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM, with the signal's number (2 or 15).
+pub async fn shutdown_signal() -> i32 {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => SIGINT,
+        _ = terminate.recv() => SIGTERM,
     }
 }
+
+/// The number of SIGINT.
+pub const SIGINT: i32 = 2;
+/// The number of SIGTERM.
+pub const SIGTERM: i32 = 15;

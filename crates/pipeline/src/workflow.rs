@@ -57,8 +57,9 @@ impl std::fmt::Display for PipelineReport {
     }
 }
 
-/// Ingests `users` users from `source` in pages of `page_size`, sinks until caught up (or until
-/// SIGINT/SIGTERM), and writes the table to a snapshot at `out`.
+/// Ingests `users` users from `source` in pages of `page_size`, sinks until caught up, and
+/// writes the table to a snapshot at `out`. SIGINT or SIGTERM stops it with
+/// [`PipelineError::Interrupted`] and leaves any snapshot at `out` untouched.
 pub async fn pipeline(
     config: &PipelineConfig,
     source: &Source,
@@ -68,12 +69,16 @@ pub async fn pipeline(
     progress: (&Progress, &Progress),
 ) -> Result<PipelineReport, PipelineError> {
     let start = Instant::now();
-    let ingested = ingest(config, source, users, page_size, progress.0).await?;
+    let ingested = ingest(config, source, users, page_size, progress.0, shutdown_signal()).await?;
     let options = SinkOptions {
         until_caught_up: true,
         ..SinkOptions::default()
     };
     let sunk = run_sink(config, &options, progress.1, shutdown_signal()).await?;
+    // An interrupted sink has not caught up: the previous snapshot stays as it was.
+    if let Some(signal) = sunk.stopped_by {
+        return Err(PipelineError::Interrupted { signal });
+    }
     let snapshot = export_snapshot(config, out).await?;
     Ok(PipelineReport {
         ingested,
