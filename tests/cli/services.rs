@@ -347,15 +347,8 @@ fn the_service_state_folder_is_private() {
     assert_eq!(mode, 0o700, "{} is {mode:o}", state.display());
 }
 
-/// Whether Cassandra has a keyspace of that name, asked through the driver.
-async fn keyspace_exists(config: &PipelineConfig) -> bool {
-    let error = Store::connect(config, Schema::Existing).await.err();
-    !matches!(error, Some(pipeline::PipelineError::Missing { what: "keyspace", .. }))
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn snapshot_and_monitor_name_what_is_missing_and_create_nothing() {
-    let config = isolated_pipeline("readonly");
+/// Runs `snapshot` against `config`'s keyspace, expecting exit 2 and no file; returns stderr.
+fn snapshot_refused(config: &PipelineConfig) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.parquet");
     let run = contract_rl(&[
@@ -366,12 +359,27 @@ async fn snapshot_and_monitor_name_what_is_missing_and_create_nothing() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(run.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !out.exists() && !out.with_extension("manifest.json").exists(),
+        "a file was written"
+    );
+    String::from_utf8_lossy(&run.stderr).into_owned()
+}
+
+/// Whether Cassandra has a keyspace of that name, asked through the driver.
+async fn keyspace_exists(config: &PipelineConfig) -> bool {
+    let error = Store::connect(config, Schema::Existing).await.err();
+    !matches!(error, Some(pipeline::PipelineError::Missing { what: "keyspace", .. }))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_and_monitor_name_what_is_missing_and_create_nothing() {
+    let config = isolated_pipeline("readonly");
+    let stderr = snapshot_refused(&config);
     assert!(
         stderr.contains("keyspace") && stderr.contains(&config.keyspace),
         "{stderr}"
     );
-    assert!(!out.exists() && !out.with_extension("manifest.json").exists());
     assert!(!keyspace_exists(&config).await, "snapshot created the keyspace");
 
     let mut args = vec!["monitor".to_owned()];
@@ -423,22 +431,11 @@ async fn a_snapshot_of_a_keyspace_without_the_users_table_names_the_table() {
         )
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("x.parquet");
-    let run = contract_rl(&[
-        "snapshot",
-        "--keyspace",
-        &config.keyspace,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(run.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stderr = snapshot_refused(&config);
     assert!(
         stderr.contains(&format!("table \"{}.users\"", config.keyspace)),
         "{stderr}"
     );
-    assert!(!out.exists());
     let tables = session
         .query_unpaged(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
