@@ -508,6 +508,17 @@ async fn the_binary_ingests_over_https_from_a_server_it_is_told_to_trust() {
 
 /// A randomuser-compatible API answering each page of its seed after `delay`; counts requests.
 fn slow_api(delay: Duration) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    fake_api(delay, |results, page| {
+        Generator::new("slow", &[]).unwrap().page(results, page)
+    })
+}
+
+/// A local API answering a request for `results` users of `page` with `answer(results, page)`
+/// after `delay`; counts requests.
+fn fake_api(
+    delay: Duration,
+    answer: impl Fn(u32, u32) -> contract_rl_core::record::ApiResponse + Send + 'static,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let port = server.server_addr().to_ip().unwrap().port();
     let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -523,9 +534,7 @@ fn slow_api(delay: Duration) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
                     .and_then(|v| v.split('&').next()?.parse().ok())
                     .unwrap()
             };
-            let page = Generator::new("slow", &[])
-                .unwrap()
-                .page(query("results"), query("page"));
+            let page = answer(query("results"), query("page"));
             std::thread::sleep(delay);
             let _ = request.respond(tiny_http::Response::from_string(serde_json::to_string(&page).unwrap()));
         }
@@ -591,18 +600,7 @@ fn sigterm_stops_ingest_with_143_after_delivering_what_it_sent() {
     assert_eq!(code, Some(143), "{stderr}");
     assert!(stderr.contains("interrupted by signal 15"), "{stderr}");
     // The pages fetched before the signal reached the topic.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .create()
-        .unwrap();
-    let delivered: i64 = (0..config.partitions)
-        .map(|p| {
-            let (low, high) = consumer
-                .fetch_watermarks(&config.topic, p, Duration::from_secs(10))
-                .unwrap();
-            high - low
-        })
-        .sum();
+    let delivered = messages_in_topic(&config);
     assert!((10..400).contains(&delivered), "{delivered} messages delivered");
     assert_eq!(delivered % 10, 0, "whole pages: {delivered}");
 }
@@ -627,4 +625,55 @@ fn an_interrupted_pipeline_exits_130_and_leaves_the_previous_snapshot_alone() {
         std::fs::read(out.with_extension("manifest.json")).unwrap(),
     );
     assert!(before == after, "the previous snapshot was replaced");
+}
+
+/// Messages in `config`'s topic.
+fn messages_in_topic(config: &PipelineConfig) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .unwrap();
+    (0..config.partitions)
+        .map(|p| {
+            let (low, high) = consumer
+                .fetch_watermarks(&config.topic, p, Duration::from_secs(10))
+                .unwrap();
+            high - low
+        })
+        .sum()
+}
+
+#[test]
+fn a_source_that_ignores_page_stops_the_ingest_before_any_duplicate() {
+    let config = isolated_pipeline("ignores_page");
+    let (url, _) = fake_api(Duration::ZERO, |results, _page| {
+        Generator::new("same", &[]).unwrap().page(results, 1)
+    });
+    let mut args = slow_ingest_args("ingest", &url, &config, &[]);
+    args[2] = "30".into();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = contract_rl(&args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("page 2 repeats user"), "{stderr}");
+    assert_eq!(messages_in_topic(&config), 10, "only the first page was produced");
+}
+
+#[test]
+fn short_pages_are_counted_and_said() {
+    let config = isolated_pipeline("short_pages");
+    let (url, _) = fake_api(Duration::ZERO, |results, page| {
+        let mut answer = Generator::new("short", &[]).unwrap().page(results, page);
+        answer.results.truncate(7);
+        answer
+    });
+    let mut args = slow_ingest_args("ingest", &url, &config, &[]);
+    args[2] = "21".into();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = contract_rl(&args);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("produced 21 users"), "{stdout}");
+    assert!(stdout.contains("3 pages held fewer users than asked"), "{stdout}");
+    assert_eq!(messages_in_topic(&config), 21);
 }

@@ -2,6 +2,7 @@
 //! `user_id`; rejected documents → `users_created.dlq` with the reason. The producer is
 //! flushed before returning, and any undelivered message is an error.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::kafka::{create_topics, kafka_error, producer};
 use crate::{PipelineConfig, PipelineError, Progress};
 use contract_rl_core::source::MAX_RESULTS_PER_PAGE;
+use uuid::Uuid;
 
 use crate::source::Source;
 
@@ -23,6 +25,8 @@ pub struct IngestReport {
     pub dead_lettered: u64,
     /// Whether the source ran out of users before `users` were read.
     pub source_exhausted: bool,
+    /// Pages that held fewer users than asked (the source may have skipped users).
+    pub short_pages: u64,
     /// Wall-clock seconds, flush included.
     pub seconds: f64,
 }
@@ -41,6 +45,13 @@ impl std::fmt::Display for IngestReport {
         )?;
         if self.source_exhausted {
             write!(f, "; the source ran out of users")?;
+        }
+        if self.short_pages > 0 {
+            write!(
+                f,
+                "; {} pages held fewer users than asked (the source may skip users)",
+                self.short_pages
+            )?;
         }
         Ok(())
     }
@@ -74,7 +85,10 @@ pub async fn ingest(
     let report = tokio::task::spawn_blocking(move || {
         let mut producer = producer(&config)?;
         let (mut produced, mut dead_lettered, mut read) = (0u64, 0u64, 0u64);
-        let mut source_exhausted = false;
+        let (mut source_exhausted, mut short_pages) = (false, 0);
+        // Every user id produced so far (16 bytes each): a source that ignores `page` serves
+        // the same users again, which must not become duplicates.
+        let mut seen: HashSet<Uuid> = HashSet::new();
         let mut page = 1;
         while read < users {
             if stopped.load(Ordering::SeqCst) != 0 {
@@ -86,6 +100,27 @@ pub async fn ingest(
                 source_exhausted = true;
                 break;
             }
+            if let Some(again) = documents
+                .iter()
+                .filter_map(|d| d.as_ref().ok())
+                .find(|r| seen.contains(&r.user_id))
+            {
+                producer.flush(Duration::from_secs(120))?;
+                return Err(PipelineError::RepeatedUsers {
+                    page,
+                    user_id: again.user_id,
+                });
+            }
+            if documents.len() < page_size as usize {
+                tracing::warn!(
+                    page,
+                    got = documents.len(),
+                    asked = page_size,
+                    "a short page: the source may skip users"
+                );
+                short_pages += 1;
+            }
+            seen.extend(documents.iter().filter_map(|d| d.as_ref().ok()).map(|r| r.user_id));
             let taken = documents.len().min((users - read) as usize);
             for document in documents.into_iter().take(taken) {
                 match document {
@@ -119,6 +154,7 @@ pub async fn ingest(
             produced,
             dead_lettered,
             source_exhausted,
+            short_pages,
             seconds: start.elapsed().as_secs_f64(),
         })
     })

@@ -149,6 +149,12 @@ pub enum PipelineError {
     /// delivered and committed, and nothing was written after.
     #[error("interrupted by signal {signal} before the work was done; what was already sent is delivered")]
     Interrupted { signal: i32 },
+    /// The source served a user it had already served: it ignores `page` or repeats users.
+    /// Nothing of that page was produced.
+    #[error(
+        "page {page} repeats user {user_id} of an earlier page: the source ignores `page` or serves users twice; nothing of this page was produced"
+    )]
+    RepeatedUsers { page: u32, user_id: uuid::Uuid },
     /// A read-only command found no keyspace, table or topic of that name (nothing was created).
     #[error("{what} {name:?} does not exist; {hint}")]
     Missing {
