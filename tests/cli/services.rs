@@ -366,6 +366,19 @@ fn snapshot_refused(config: &PipelineConfig) -> String {
     String::from_utf8_lossy(&run.stderr).into_owned()
 }
 
+/// Whether `topic` has `partitions` partitions, each with a leader.
+fn led(consumer: &BaseConsumer, topic: &str, partitions: i32) -> bool {
+    consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .is_ok_and(|m| {
+            m.topics().iter().any(|t| {
+                t.error().is_none()
+                    && t.partitions().len() == partitions as usize
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+            })
+        })
+}
+
 /// Whether Cassandra has a keyspace of that name, asked through the driver.
 async fn keyspace_exists(config: &PipelineConfig) -> bool {
     let error = Store::connect(config, Schema::Existing).await.err();
@@ -400,11 +413,19 @@ async fn snapshot_and_monitor_name_what_is_missing_and_create_nothing() {
         "monitor created a topic"
     );
 
-    // With the topics there, monitor reaches Cassandra: it names the keyspace and creates none.
+    // With the topics there (and led), monitor reaches Cassandra: it names the keyspace and
+    // creates none.
     pipeline::create_topics(&config).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !led(&consumer, &config.topic, config.partitions)
+        || !led(&consumer, &dead_letter_topic(&config.topic), config.partitions)
+    {
+        assert!(Instant::now() < deadline, "the new topics never got leaders");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let run = contract_rl(&args);
-    assert_eq!(run.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("keyspace") && stderr.contains(&config.keyspace),
         "{stderr}"
