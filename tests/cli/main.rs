@@ -7,6 +7,7 @@ mod support;
 mod tls;
 
 mod commands;
+mod faults;
 mod services;
 
 use std::path::Path;
@@ -49,6 +50,10 @@ fn isolated_pipeline(name: &str) -> PipelineConfig {
 /// The service arguments of the binary for `config`.
 fn service_args(config: &PipelineConfig) -> Vec<String> {
     vec![
+        "--brokers".into(),
+        config.brokers.clone(),
+        "--cassandra".into(),
+        config.cassandra_nodes.join(","),
         "--topic".into(),
         config.topic.clone(),
         "--group".into(),

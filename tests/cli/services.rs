@@ -25,13 +25,13 @@ fn silent() -> Progress {
     Arc::new(|_| {})
 }
 
-fn generated(seed: &str, n: usize) -> Vec<UserRecord> {
+pub(crate) fn generated(seed: &str, n: usize) -> Vec<UserRecord> {
     let (records, rejected) = generate_records(&Generator::new(seed, &[]).unwrap(), n);
     assert!(rejected.is_empty());
     records
 }
 
-async fn ingest(config: &PipelineConfig, seed: &str, n: u64) -> pipeline::IngestReport {
+pub(crate) async fn ingest(config: &PipelineConfig, seed: &str, n: u64) -> pipeline::IngestReport {
     let source = Source::Generator(Generator::new(seed, &[]).unwrap());
     pipeline::ingest(config, &source, n, 5000, &silent(), std::future::pending())
         .await
@@ -49,7 +49,7 @@ async fn sink_until_caught_up(config: &PipelineConfig) -> pipeline::SinkReport {
 }
 
 /// Every row of the table, keyed by user_id, failing on a duplicate.
-async fn rows(store: &Store) -> HashMap<Uuid, UserRecord> {
+pub(crate) async fn rows(store: &Store) -> HashMap<Uuid, UserRecord> {
     let mut rows = HashMap::new();
     for r in store.scan().await.expect("scan") {
         assert!(rows.insert(r.user_id, r).is_none(), "a user_id appears twice");
@@ -58,7 +58,7 @@ async fn rows(store: &Store) -> HashMap<Uuid, UserRecord> {
 }
 
 /// Asserts that the table holds exactly `expected` (lineage aside) and that lineage is set.
-async fn assert_table_holds(store: &Store, expected: &[UserRecord]) {
+pub(crate) async fn assert_table_holds(store: &Store, expected: &[UserRecord]) {
     let rows = rows(store).await;
     assert_eq!(rows.len(), expected.len(), "row count");
     assert_eq!(store.count().await.unwrap(), expected.len() as u64);
@@ -103,7 +103,7 @@ async fn ten_thousand_users_reach_cassandra_exactly_once_and_the_snapshot_equals
     );
 }
 
-fn spawn_sink(config: &PipelineConfig, extra: &[&str]) -> Child {
+pub(crate) fn spawn_sink(config: &PipelineConfig, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_contract-rl"))
         .arg("sink")
         .args(service_args(config))
