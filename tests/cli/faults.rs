@@ -7,9 +7,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use contract_rl_pipeline::{PipelineConfig, Schema, Store};
+use contract_rl_core::record::UserRecord;
+use contract_rl_pipeline::{self as pipeline, PipelineConfig, Schema, Store, encode, write_timestamp};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, OwnedMessage, Timestamp};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::services::{assert_table_holds, generated, ingest, rows, spawn_sink};
@@ -161,4 +164,123 @@ async fn writes_acknowledged_before_cassandra_is_killed_survive_it() {
     let finished = spawn_sink(&config, &["--until-caught-up"]).wait_with_output().unwrap();
     assert!(finished.status.success());
     assert_table_holds(&store, &users).await;
+}
+
+/// Sends `records` to `config.topic`, keyed by user id as `ingest` does, and waits for delivery.
+fn produce(config: &PipelineConfig, records: &[UserRecord]) {
+    let producer: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for record in records {
+        let key = record.user_id.to_string();
+        let payload = encode(record);
+        producer
+            .send(BaseRecord::to(&config.topic).key(&key).payload(&payload))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// The same users with another city: a newer version of each.
+fn second_versions(users: &[UserRecord]) -> Vec<UserRecord> {
+    users
+        .iter()
+        .map(|u| UserRecord {
+            city: format!("{} v2", u.city),
+            ..u.clone()
+        })
+        .collect()
+}
+
+/// The write-time rule on the real table: the later message of a user wins whatever the order
+/// of the writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_message_written_last_leaves_the_newer_row() {
+    let config = isolated_pipeline("timestamps");
+    let store = Store::connect(&config, Schema::Create).await.unwrap();
+    let old = generated("timestamps", 1).remove(0);
+    let new = second_versions(std::slice::from_ref(&old)).remove(0);
+    let message = |offset: i64, millis: i64| {
+        OwnedMessage::new(
+            None,
+            None,
+            config.topic.clone(),
+            Timestamp::CreateTime(millis),
+            0,
+            offset,
+            None,
+        )
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Same millisecond, later offset; then a later millisecond whose offset wraps modulo 1000.
+    for (older, newer) in [
+        (message(998, now), message(999, now)),
+        (message(1999, now), message(2000, now + 1)),
+    ] {
+        store.upsert(&new, write_timestamp(&newer)).await.unwrap();
+        store.upsert(&old, write_timestamp(&older)).await.unwrap();
+        let rows = rows(&store).await;
+        assert_eq!(
+            rows[&old.user_id].city,
+            new.city,
+            "{:?} over {:?}",
+            older.offset(),
+            newer.offset()
+        );
+    }
+}
+
+/// A sink stopped (SIGSTOP) while it holds a batch loses its partitions to another member, which
+/// writes newer versions; resumed, the stale sink writes its old batch, and every row still holds
+/// the newer version.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_sink_resumed_after_a_rebalance_cannot_put_older_versions_back() {
+    let config = isolated_pipeline("stale");
+    pipeline::create_topics(&config).await.unwrap();
+    let first = generated("stale", 3_000);
+    produce(&config, &first);
+    let store = Store::connect(&config, Schema::Create).await.unwrap();
+
+    let mut stale = spawn_sink(&config, &["--batch-size", "300"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.count().await.unwrap() < 600 {
+        assert!(Instant::now() < deadline, "the sink made no progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    signal(&stale, "-STOP");
+    let held = 3_000 - store.count().await.unwrap();
+    assert!(held > 0, "the sink wrote everything before it was stopped");
+
+    let second = second_versions(&first);
+    produce(&config, &second);
+    // The other member gets every partition once the stopped one misses its session timeout.
+    let fresh = spawn_sink(&config, &["--until-caught-up"]).wait_with_output().unwrap();
+    assert!(fresh.status.success());
+    let rows_now = rows(&store).await;
+    assert!(second.iter().all(|u| rows_now[&u.user_id].city == u.city));
+
+    signal(&stale, "-CONT");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(&stale, "-TERM");
+    stale.wait().unwrap();
+    let rows = rows(&store).await;
+    let older = second.iter().filter(|u| rows[&u.user_id].city != u.city).count();
+    assert_eq!(
+        older, 0,
+        "rows put back to an older version ({held} users were unwritten when the sink stopped)"
+    );
+}
+
+fn signal(child: &std::process::Child, which: &str) {
+    let status = Command::new("kill")
+        .args([which, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }

@@ -107,8 +107,13 @@ pub(crate) fn spawn_sink(config: &PipelineConfig, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_contract-rl"))
         .arg("sink")
         .args(service_args(config))
-        .args(["--batch-size", "500", "-q"])
+        .args(["-q"])
         .args(extra)
+        .args(if extra.contains(&"--batch-size") {
+            &[][..]
+        } else {
+            &["--batch-size", "500"][..]
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -91,8 +91,9 @@ pub async fn bench_ingest(
     let store = Store::connect(&ceiling_config, Schema::Create).await?;
     let (records, _) = generate_records(&generator, users as usize);
     let start = Instant::now();
+    let timestamp = chrono::Utc::now().timestamp_micros();
     stream::iter(&records)
-        .map(|r| store.upsert(r))
+        .map(|r| store.upsert(r, timestamp))
         .buffer_unordered(config.concurrency)
         .try_collect::<()>()
         .await?;

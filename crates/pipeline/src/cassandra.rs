@@ -175,7 +175,7 @@ impl Store {
             async move { session.prepare(cql).await.map_err(|e| error(e.into())) }
         };
         let insert = prepare(format!(
-            "INSERT INTO {ks}.users ({list}) VALUES ({})",
+            "INSERT INTO {ks}.users ({list}) VALUES ({}) USING TIMESTAMP ?",
             vec!["?"; COLUMNS.len()].join(", ")
         ))
         .await?;
@@ -205,10 +205,14 @@ impl Store {
         }
     }
 
-    /// Upserts one record by `user_id` (writing it twice leaves one row).
-    pub async fn upsert(&self, record: &UserRecord) -> Result<(), PipelineError> {
+    /// Upserts one record by `user_id` with the write time `timestamp` (microseconds; see
+    /// [`crate::write_timestamp`]). Writing it twice leaves one row, and a write with an
+    /// older timestamp than the row's leaves the row as it is.
+    pub async fn upsert(&self, record: &UserRecord, timestamp: i64) -> Result<(), PipelineError> {
+        let mut values: Vec<Cell> = record.fields().into_iter().map(Cell).collect();
+        values.push(Cell(Field::BigInt(timestamp)));
         self.session
-            .execute_unpaged(&self.insert, record.fields().into_iter().map(Cell).collect::<Vec<_>>())
+            .execute_unpaged(&self.insert, values)
             .await
             .map(|_| ())
             .map_err(|e| self.error("inserting a user", e))

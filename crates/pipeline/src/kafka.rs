@@ -7,7 +7,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
@@ -234,9 +234,37 @@ fn enqueue(
     }
 }
 
+/// Counts the partition revocations the sink's consumer has been through, so that a batch read
+/// before one is dropped (it is read again by whoever owns the partition now) instead of written.
+#[derive(Debug, Default)]
+pub struct Revocations(AtomicU64);
+
+impl Revocations {
+    /// Revocations so far.
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl ClientContext for Revocations {}
+
+impl ConsumerContext for Revocations {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance
+            && partitions.count() > 0
+        {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(partitions = partitions.count(), "partitions revoked");
+        }
+    }
+}
+
+/// The sink's consumer.
+pub type SinkConsumer = StreamConsumer<Revocations>;
+
 /// The sink's consumer: manual commits, from the earliest offset for a new group.
-pub fn consumer(config: &PipelineConfig) -> Result<StreamConsumer, PipelineError> {
-    let consumer: StreamConsumer = client_config(config)
+pub fn consumer(config: &PipelineConfig) -> Result<SinkConsumer, PipelineError> {
+    let consumer: SinkConsumer = client_config(config)
         .set("group.id", &config.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -245,7 +273,7 @@ pub fn consumer(config: &PipelineConfig) -> Result<StreamConsumer, PipelineError
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
         .set("fetch.wait.max.ms", "50")
-        .create()
+        .create_with_context(Revocations::default())
         .map_err(kafka_error(config, "creating the consumer"))?;
     consumer
         .subscribe(&[&config.topic])
@@ -267,7 +295,7 @@ pub fn offsets(config: &PipelineConfig, topic: &str) -> Result<PartitionOffsets,
 }
 
 /// [`offsets`] through an existing consumer of the group.
-pub fn offsets_with<C: Consumer>(
+pub fn offsets_with<X: ConsumerContext, C: Consumer<X>>(
     consumer: &C,
     config: &PipelineConfig,
     topic: &str,

@@ -30,7 +30,7 @@ pub use kafka::{
     DEAD_LETTER_REASON_HEADER, SCHEMA_VERSION, UserMessage, create_topics, dead_letter_topic, decode, encode, producer,
 };
 pub use monitor::{Status, status};
-pub use sink::{SIGINT, SIGTERM, SinkOptions, SinkReport, run_sink, shutdown_signal};
+pub use sink::{SIGINT, SIGTERM, SinkOptions, SinkReport, run_sink, shutdown_signal, write_timestamp};
 pub use source::Source;
 pub use workflow::{PipelineReport, pipeline};
 

@@ -4,20 +4,22 @@
 //! upsert the valid records with bounded concurrency (each write retried with backoff), wait
 //! until the dead letters are delivered, and only then commit the batch's offsets. A crash at
 //! any point leaves the batch uncommitted, so it is read again and upserted again: nothing is
-//! lost and nothing is duplicated. From the command line, SIGINT and SIGTERM stop it between
-//! batches.
+//! lost and nothing is duplicated. Rows are written with the message's [`write_timestamp`], so
+//! the newest version of a user stays whichever sink writes last, and a batch read before its
+//! partitions were revoked is dropped, not written. From the command line, SIGINT and SIGTERM
+//! stop it between batches.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::cassandra::{Schema, Store};
-use crate::kafka::{self, create_topics, decode, kafka_error};
+use crate::kafka::{self, SinkConsumer, create_topics, decode, kafka_error};
 use crate::{PipelineConfig, PipelineError, Progress};
 use contract_rl_core::record::UserRecord;
 
@@ -112,8 +114,14 @@ pub async fn run_sink(
                 break;
             }
         };
-        if batch.is_empty() {
-            if options.until_caught_up && caught_up(&consumer, config)? {
+        let revoked = batch.revocations != consumer.context().count();
+        if batch.messages.is_empty() || revoked {
+            if revoked {
+                tracing::info!(
+                    messages = batch.messages.len(),
+                    "dropped a batch read before a rebalance; its partitions are read again from their commits"
+                );
+            } else if options.until_caught_up && caught_up(&consumer, config)? {
                 break;
             }
             next = tokio::select! {
@@ -123,16 +131,17 @@ pub async fn run_sink(
             continue;
         }
         let ingested_at = now_millis();
-        let mut records: HashMap<uuid::Uuid, UserRecord> = HashMap::with_capacity(batch.len());
+        // The newest message of each user in the batch: later offsets of a user (one partition)
+        // win within a batch as their write timestamps make them win across batches.
+        let mut records: HashMap<uuid::Uuid, (UserRecord, i64)> = HashMap::with_capacity(batch.messages.len());
         let mut dead = 0;
-        for message in &batch {
+        for message in &batch.messages {
             match decode(message.payload()) {
-                // Later offsets of the same user win within a batch, as they would across batches.
                 Ok(mut record) => {
                     record.kafka_partition = Some(message.partition());
                     record.kafka_offset = Some(message.offset());
                     record.ingested_at = Some(ingested_at);
-                    records.insert(record.user_id, record);
+                    records.insert(record.user_id, (record, write_timestamp(message)));
                 }
                 Err(reason) => {
                     tracing::warn!(partition = message.partition(), offset = message.offset(), %reason, "dead-lettered");
@@ -148,7 +157,7 @@ pub async fn run_sink(
             }
         }
         let writes = stream::iter(records.values())
-            .map(|record| upsert_with_retry(&store, record, options.write_attempts))
+            .map(|(record, timestamp)| upsert_with_retry(&store, record, *timestamp, options.write_attempts))
             .buffer_unordered(config.concurrency)
             .try_collect::<()>();
         let gather = async {
@@ -162,24 +171,51 @@ pub async fn run_sink(
         if dead > 0 {
             tokio::task::block_in_place(|| dead_letters.flush(config.request_timeout))?;
         }
-        commit(&consumer, config, &batch);
+        // Partitions revoked during the writes belong to another member now: committing there
+        // could move its offsets back; the rows written stay (their timestamps keep newer ones).
+        if batch.revocations == consumer.context().count() {
+            commit(&consumer, config, &batch.messages);
+        }
         report.written += records.len() as u64;
         report.dead_lettered += dead;
         report.batches += 1;
-        progress(batch.len() as u64);
+        progress(batch.messages.len() as u64);
         next = gathered;
     }
     report.seconds = start.elapsed().as_secs_f64();
     Ok(report)
 }
 
+/// Messages read together, and the consumer's revocation count when reading began.
+struct Batch {
+    messages: Vec<OwnedMessage>,
+    revocations: u64,
+}
+
+/// The write time of a message's row, in microseconds: the message's Kafka timestamp (ms) × 1000
+/// plus its offset modulo 1000 (the current time if the message has none).
+///
+/// Messages are keyed by `user_id`, so all versions of a user are in one partition in offset
+/// order; the later version has the later write time, and Cassandra keeps it whichever sink
+/// writes last: a stale sink cannot put an older version back. The rule needs producers whose
+/// clocks agree to within the time between two versions of a user (two versions produced within
+/// the same millisecond may tie).
+pub fn write_timestamp(message: &impl Message) -> i64 {
+    let millis = message
+        .timestamp()
+        .to_millis()
+        .unwrap_or_else(|| Utc::now().timestamp_millis());
+    millis * 1000 + message.offset().rem_euclid(1000)
+}
+
 /// Up to `batch_size` messages, waiting at most `batch_wait`.
-async fn next_batch(consumer: &StreamConsumer, options: &SinkOptions) -> Vec<OwnedMessage> {
-    let mut batch = Vec::new();
+async fn next_batch(consumer: &SinkConsumer, options: &SinkOptions) -> Batch {
+    let revocations = consumer.context().count();
+    let mut messages = Vec::new();
     let deadline = tokio::time::Instant::now() + options.batch_wait;
-    while batch.len() < options.batch_size {
+    while messages.len() < options.batch_size {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Ok(Ok(message)) => batch.push(message.detach()),
+            Ok(Ok(message)) => messages.push(message.detach()),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "consumer error");
                 break;
@@ -187,13 +223,18 @@ async fn next_batch(consumer: &StreamConsumer, options: &SinkOptions) -> Vec<Own
             Err(_) => break,
         }
     }
-    batch
+    Batch { messages, revocations }
 }
 
-async fn upsert_with_retry(store: &Store, record: &UserRecord, attempts: u32) -> Result<(), PipelineError> {
+async fn upsert_with_retry(
+    store: &Store,
+    record: &UserRecord,
+    timestamp: i64,
+    attempts: u32,
+) -> Result<(), PipelineError> {
     let mut backoff = Duration::from_millis(100);
     for attempt in 1.. {
-        match store.upsert(record).await {
+        match store.upsert(record, timestamp).await {
             Ok(()) => return Ok(()),
             Err(error) if attempt < attempts => {
                 tracing::warn!(%error, attempt, "write failed; retrying");
@@ -208,7 +249,7 @@ async fn upsert_with_retry(store: &Store, record: &UserRecord, attempts: u32) ->
 
 /// Commits, per partition, the offset after the batch's last message. A failed commit (e.g. a
 /// rebalance) only means the batch is read again and upserted again.
-fn commit(consumer: &StreamConsumer, config: &PipelineConfig, batch: &[OwnedMessage]) {
+fn commit(consumer: &SinkConsumer, config: &PipelineConfig, batch: &[OwnedMessage]) {
     let mut next: HashMap<i32, i64> = HashMap::new();
     for m in batch {
         let entry = next.entry(m.partition()).or_insert(0);
@@ -225,7 +266,7 @@ fn commit(consumer: &StreamConsumer, config: &PipelineConfig, batch: &[OwnedMess
 }
 
 /// Whether the group's committed offsets reached the end of every partition.
-fn caught_up(consumer: &StreamConsumer, config: &PipelineConfig) -> Result<bool, PipelineError> {
+fn caught_up(consumer: &SinkConsumer, config: &PipelineConfig) -> Result<bool, PipelineError> {
     let offsets = tokio::task::block_in_place(|| kafka::offsets_with(consumer, config, &config.topic))?;
     Ok(offsets
         .iter()
