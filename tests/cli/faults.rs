@@ -8,14 +8,19 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use contract_rl_core::record::UserRecord;
-use contract_rl_pipeline::{self as pipeline, PipelineConfig, Schema, Store, encode, write_timestamp};
+use contract_rl_pipeline::{
+    self as pipeline, DEAD_LETTER_BYTES_HEADER, DEAD_LETTER_ORIGIN_HEADER, DEAD_LETTER_PAYLOAD_LIMIT,
+    DEAD_LETTER_REASON_LIMIT, DEAD_LETTER_TRUNCATED_HEADER, PipelineConfig, Schema, Store, encode, write_timestamp,
+};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage, Timestamp};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::services::{assert_table_holds, generated, ingest, rows, spawn_sink};
+use crate::services::{assert_table_holds, generated, ingest, read_dead_letters, rows, spawn_sink};
 use crate::{isolated_pipeline, support};
 
 /// A Cassandra node of its own on another loopback address, started by `scripts/services`, for
@@ -283,4 +288,99 @@ fn signal(child: &std::process::Child, which: &str) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Poison of every size: a non-JSON megabyte, an invalid 600 KB record whose reason would quote
+/// its bad value, a 5 MB message and a valid 20 MB record (beyond Cassandra's frame and mutation
+/// limits) on a topic that allows 25 MB messages. Each ends in the dead-letter topic (a bounded
+/// reason, a truncated copy, its origin and size) and the sink goes on to the good record after them.
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_of_any_size_is_dead_lettered_and_the_sink_goes_on() {
+    let config = isolated_pipeline("poison");
+    const TOPIC_LIMIT: &str = "26214400";
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .unwrap();
+    let topic = NewTopic::new(&config.topic, config.partitions, TopicReplication::Fixed(1))
+        .set("max.message.bytes", TOPIC_LIMIT);
+    for result in admin.create_topics(&[topic], &AdminOptions::new()).await.unwrap() {
+        result.unwrap();
+    }
+    let users = generated("poison", 3);
+    let mut invalid = serde_json::from_slice::<serde_json::Value>(&encode(&users[0])).unwrap();
+    invalid["nat"] = "Z".repeat(600_000).into();
+    let huge = UserRecord {
+        street: "a".repeat(20 << 20),
+        ..users[1].clone()
+    };
+    let poison: Vec<(&str, Vec<u8>)> = vec![
+        ("not-json", vec![b'x'; 1_000_000]),
+        ("invalid", serde_json::to_vec(&invalid).unwrap()),
+        ("five-mb", vec![7u8; 5 << 20]),
+        ("twenty-mb-valid", encode(&huge)),
+    ];
+    let producer: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("message.max.bytes", TOPIC_LIMIT)
+        .create()
+        .unwrap();
+    for (key, payload) in &poison {
+        producer
+            .send(BaseRecord::to(&config.topic).key(*key).partition(0).payload(payload))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let good = users[2].user_id.to_string();
+    let payload = encode(&users[2]);
+    producer
+        .send(BaseRecord::to(&config.topic).key(&good).partition(0).payload(&payload))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(60)).unwrap();
+
+    let sink = spawn_sink(&config, &["--until-caught-up"]).wait_with_output().unwrap();
+    assert!(sink.status.success(), "the sink stopped on poison");
+    let store = Store::connect(&config, Schema::Existing).await.unwrap();
+    assert_table_holds(&store, &users[2..]).await;
+
+    let letters = read_dead_letters(&config, poison.len());
+    assert_eq!(letters.len(), poison.len(), "{:?}", letters.keys());
+    for (offset, (key, payload)) in poison.iter().enumerate() {
+        let letter = &letters[*key];
+        let header = |name: &str| letter.headers[name].as_str();
+        assert!(
+            letter.reason().len() <= DEAD_LETTER_REASON_LIMIT,
+            "{key}: reason of {} bytes",
+            letter.reason().len()
+        );
+        assert_eq!(
+            header(DEAD_LETTER_ORIGIN_HEADER),
+            format!("{}/0@{offset}", config.topic)
+        );
+        assert_eq!(header(DEAD_LETTER_BYTES_HEADER), payload.len().to_string());
+        assert_eq!(header(DEAD_LETTER_TRUNCATED_HEADER), "true");
+        assert_eq!(
+            letter.payload,
+            payload[..DEAD_LETTER_PAYLOAD_LIMIT],
+            "{key}: the copy is the payload's start"
+        );
+    }
+    assert!(
+        letters["not-json"].reason().contains("undecodable"),
+        "{}",
+        letters["not-json"].reason()
+    );
+    assert!(
+        letters["invalid"].reason().contains("nat"),
+        "{}",
+        letters["invalid"].reason()
+    );
+    for key in ["five-mb", "twenty-mb-valid"] {
+        assert!(
+            letters[key].reason().contains("larger than"),
+            "{key}: {}",
+            letters[key].reason()
+        );
+    }
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use contract_rl_core::record::UserRecord;
 use contract_rl_core::source::{Generator, generate_records};
 use contract_rl_pipeline::{
-    self as pipeline, DEAD_LETTER_REASON_HEADER, PipelineConfig, Progress, Schema, SinkOptions, Source, Store,
-    dead_letter_topic, encode,
+    self as pipeline, DEAD_LETTER_ORIGIN_HEADER, DEAD_LETTER_REASON_HEADER, PipelineConfig, Progress, Schema,
+    SinkOptions, Source, Store, dead_letter_topic, encode,
 };
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -199,10 +199,10 @@ async fn bad_messages_are_dead_lettered_with_a_reason_and_the_sink_goes_on() {
 
     let reasons = read_dead_letters(&config, 3);
     let find = |key: &str| {
-        &reasons
+        reasons
             .get(key)
             .unwrap_or_else(|| panic!("no dead letter for {key}: {reasons:?}"))
-            .0
+            .reason()
     };
     assert!(find("broken").contains("undecodable"), "{reasons:?}");
     assert!(find("no-uuid").contains("user_id"), "{reasons:?}");
@@ -213,8 +213,25 @@ async fn bad_messages_are_dead_lettered_with_a_reason_and_the_sink_goes_on() {
     assert_eq!(pipeline::status(&config).await.unwrap().dead_letters, 3);
 }
 
-/// Reads `n` messages of the dead-letter topic: key → (reason header, payload).
-fn read_dead_letters(config: &PipelineConfig, n: usize) -> HashMap<String, (String, String)> {
+/// One message of the dead-letter topic.
+#[derive(Debug)]
+pub(crate) struct DeadLetter {
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) payload: Vec<u8>,
+}
+
+impl DeadLetter {
+    pub(crate) fn reason(&self) -> &str {
+        self.headers.get(DEAD_LETTER_REASON_HEADER).map_or("", String::as_str)
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+}
+
+/// Reads `n` messages of the dead-letter topic, by key.
+pub(crate) fn read_dead_letters(config: &PipelineConfig, n: usize) -> HashMap<String, DeadLetter> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", format!("{}-reader", config.group))
@@ -226,23 +243,30 @@ fn read_dead_letters(config: &PipelineConfig, n: usize) -> HashMap<String, (Stri
         list.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
     }
     consumer.assign(&list).unwrap();
-    let mut reasons = HashMap::new();
+    let mut letters = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while reasons.len() < n && Instant::now() < deadline {
+    while letters.len() < n && Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.unwrap();
             let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-            let reason = message
+            let headers = message
                 .headers()
-                .and_then(|h| h.iter().find(|h| h.key == DEAD_LETTER_REASON_HEADER))
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
-            let payload = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
-            reasons.insert(key, (reason, payload));
+            let payload = message.payload().unwrap_or_default().to_vec();
+            letters.insert(key, DeadLetter { headers, payload });
         }
     }
-    reasons
+    letters
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -332,8 +356,10 @@ async fn the_binary_ingests_from_a_randomuser_compatible_api() {
     assert!(rows.values().all(|r| r.source == "api"));
     assert_eq!(pipeline::status(&config).await.unwrap().dead_letters, 2);
     // The rejected documents reached the dead-letter topic without their login secrets.
-    for (key, (reason, payload)) in read_dead_letters(&config, 2) {
+    for (key, letter) in read_dead_letters(&config, 2) {
+        let (reason, payload) = (letter.reason(), letter.text());
         assert!(reason.contains("latitude"), "{key}: {reason}");
+        assert_eq!(letter.headers[DEAD_LETTER_ORIGIN_HEADER], "ingest");
         assert!(
             payload.contains("\"login\"") && payload.contains("\"uuid\""),
             "{payload}"

@@ -10,6 +10,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::cluster::metadata::ColumnType as CqlType;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::serialize::SerializationError;
 use scylla::serialize::value::SerializeValue;
 use scylla::serialize::writers::{CellWriter, WrittenCellProof};
@@ -266,6 +267,23 @@ impl Store {
     }
 }
 
+/// Whether Cassandra (or the driver, before sending) refused a write for what the record holds,
+/// so that retrying it cannot succeed. Everything else (timeouts, unavailable replicas, lost
+/// connections, missing permissions) may pass and is retried.
+pub fn refused(error: &PipelineError) -> bool {
+    let PipelineError::Cassandra { source, .. } = error else {
+        return false;
+    };
+    matches!(
+        source.downcast_ref::<ExecutionError>(),
+        Some(ExecutionError::BadQuery(_))
+            | Some(ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+                DbError::Invalid,
+                _
+            )))
+    )
+}
+
 /// The Murmur3 token ring split into [`SCAN_RANGES`] inclusive ranges that cover it exactly.
 fn token_ranges() -> Vec<(i64, i64)> {
     let width = (u64::MAX / SCAN_RANGES as u64) as i128;
@@ -297,6 +315,28 @@ pub async fn export_snapshot(config: &PipelineConfig, out: &Path) -> Result<Snap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_errors_about_the_record_count_as_refusals() {
+        let cassandra = |source: ExecutionError| PipelineError::Cassandra {
+            nodes: "n".into(),
+            context: "inserting a user",
+            source: Box::new(source),
+        };
+        let db = |error: DbError| {
+            cassandra(ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+                error,
+                "m".into(),
+            )))
+        };
+        assert!(refused(&db(DbError::Invalid)));
+        assert!(!refused(&db(DbError::Overloaded)));
+        assert!(!refused(&db(DbError::Unauthorized)));
+        assert!(!refused(&cassandra(ExecutionError::RequestTimeout(
+            std::time::Duration::from_secs(1)
+        ))));
+        assert!(!refused(&cassandra(ExecutionError::EmptyPlan)));
+    }
 
     #[test]
     fn token_ranges_cover_the_ring_without_gaps_or_overlaps() {

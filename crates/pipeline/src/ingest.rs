@@ -134,7 +134,7 @@ pub async fn ingest(
                         let key = rejected.document["login"]["uuid"].as_str().unwrap_or_default();
                         let payload = serde_json::to_vec(&rejected.document).expect("documents serialise");
                         producer
-                            .send_dead_letter(key.as_bytes(), &payload, &rejected.reason.to_string())
+                            .send_dead_letter(key.as_bytes(), &payload, &rejected.reason.to_string(), "ingest")
                             .map_err(kafka_error(&config, "queueing a dead letter"))?;
                         dead_lettered += 1;
                     }

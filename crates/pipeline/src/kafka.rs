@@ -20,8 +20,32 @@ use contract_rl_core::record::{Rejection, UserRecord};
 /// Version of the message format; messages of another version are dead-lettered.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The header of a dead letter that says why it was rejected.
+/// The header of a dead letter that says why it was rejected (at most
+/// [`DEAD_LETTER_REASON_LIMIT`] bytes).
 pub const DEAD_LETTER_REASON_HEADER: &str = "reason";
+
+/// The header of a dead letter that says where it came from: `<topic>/<partition>@<offset>` for
+/// the sink's, `ingest` for documents the ingest rejected.
+pub const DEAD_LETTER_ORIGIN_HEADER: &str = "origin";
+
+/// The header of a dead letter with the size of the original payload in bytes.
+pub const DEAD_LETTER_BYTES_HEADER: &str = "original_bytes";
+
+/// The header of a dead letter that is `true` when its payload is only the first
+/// [`DEAD_LETTER_PAYLOAD_LIMIT`] bytes of the original (which the origin still holds while the
+/// topic retains it).
+pub const DEAD_LETTER_TRUNCATED_HEADER: &str = "truncated";
+
+/// Longest reason a dead letter carries, in bytes: a reason may quote the bad value.
+pub const DEAD_LETTER_REASON_LIMIT: usize = 1024;
+
+/// Most payload bytes a dead letter copies, so that any message fits the dead-letter topic's
+/// default 1 MB limit.
+pub const DEAD_LETTER_PAYLOAD_LIMIT: usize = 256 * 1024;
+
+/// Largest message the sink decodes as a user record (a real one is about 2 KB); larger ones are
+/// dead-lettered unread, and no row near Cassandra's mutation and frame limits is ever written.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// One message of `users_created`: a flat record and the format version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +77,9 @@ pub enum DecodeError {
     /// The message has no payload.
     #[error("empty message")]
     Empty,
+    /// The payload is larger than any user record may be.
+    #[error("message of {0} bytes is larger than the {MAX_MESSAGE_BYTES} bytes a user record may be")]
+    TooLarge(usize),
     /// The payload is not a message of the JSON Schema's shape.
     #[error("undecodable message: {0}")]
     Undecodable(#[from] serde_json::Error),
@@ -66,7 +93,11 @@ pub enum DecodeError {
 
 /// Decodes and validates a payload; the error is the reason to dead-letter it.
 pub fn decode(payload: Option<&[u8]>) -> Result<UserRecord, DecodeError> {
-    let message: UserMessage = serde_json::from_slice(payload.ok_or(DecodeError::Empty)?)?;
+    let payload = payload.ok_or(DecodeError::Empty)?;
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge(payload.len()));
+    }
+    let message: UserMessage = serde_json::from_slice(payload)?;
     if message.schema_version != SCHEMA_VERSION {
         return Err(DecodeError::SchemaVersion(message.schema_version));
     }
@@ -185,15 +216,33 @@ impl RecordProducer {
         enqueue(&self.producer, &mut self.sent, record)
     }
 
-    /// Queues a dead letter: the original payload with the reason in a header.
-    pub fn send_dead_letter(&mut self, key: &[u8], payload: &[u8], reason: &str) -> Result<(), KafkaError> {
-        let headers = OwnedHeaders::new().insert(Header {
-            key: DEAD_LETTER_REASON_HEADER,
-            value: Some(reason.as_bytes()),
+    /// Queues a dead letter: the original payload (its first [`DEAD_LETTER_PAYLOAD_LIMIT`]
+    /// bytes when longer), the reason (bounded), where it came from and its size, in headers.
+    pub fn send_dead_letter(
+        &mut self,
+        key: &[u8],
+        payload: &[u8],
+        reason: &str,
+        origin: &str,
+    ) -> Result<(), KafkaError> {
+        let truncated = payload.len() > DEAD_LETTER_PAYLOAD_LIMIT;
+        let bytes = payload.len().to_string();
+        let headers = [
+            (DEAD_LETTER_REASON_HEADER, prefix(reason, DEAD_LETTER_REASON_LIMIT)),
+            (DEAD_LETTER_ORIGIN_HEADER, origin),
+            (DEAD_LETTER_BYTES_HEADER, &bytes),
+            (DEAD_LETTER_TRUNCATED_HEADER, if truncated { "true" } else { "false" }),
+        ]
+        .into_iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            })
         });
         let record = BaseRecord::to(&self.dead_letters)
-            .key(key)
-            .payload(payload)
+            .key(&key[..key.len().min(DEAD_LETTER_REASON_LIMIT)])
+            .payload(&payload[..payload.len().min(DEAD_LETTER_PAYLOAD_LIMIT)])
             .headers(headers);
         enqueue(&self.producer, &mut self.sent, record)
     }
@@ -211,6 +260,15 @@ impl RecordProducer {
         }
         Ok(context.delivered.load(Ordering::Relaxed))
     }
+}
+
+/// The longest prefix of `text` of at most `limit` bytes that ends on a character boundary.
+fn prefix(text: &str, limit: usize) -> &str {
+    let mut end = text.len().min(limit);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Hands `record` to librdkafka, waiting for room while its local queue is full.
@@ -406,6 +464,19 @@ mod tests {
             assert_eq!(property["format"].as_str(), format, "{}", column.name);
             assert_eq!(required.contains(&column.name), !column.nullable, "{}", column.name);
         }
+    }
+
+    #[test]
+    fn a_prefix_never_splits_a_character() {
+        assert_eq!(prefix("añb", 2), "a");
+        assert_eq!(prefix("añb", 3), "añ");
+        assert_eq!(prefix("ab", 10), "ab");
+    }
+
+    #[test]
+    fn a_message_larger_than_any_record_is_refused_unread() {
+        let huge = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        assert!(matches!(decode(Some(&huge)), Err(DecodeError::TooLarge(n)) if n == MAX_MESSAGE_BYTES + 1));
     }
 
     #[test]

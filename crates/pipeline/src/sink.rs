@@ -1,8 +1,10 @@
 //! The sink: a consumer group that writes `users_created` into Cassandra.
 //!
-//! Each batch: decode and validate every message (invalid → dead-letter topic with the reason),
-//! upsert the valid records with bounded concurrency (each write retried with backoff), wait
-//! until the dead letters are delivered, and only then commit the batch's offsets. A crash at
+//! Each batch: decode and validate every message (invalid or oversized → dead-letter topic with
+//! the reason), upsert the valid records with bounded concurrency (a write Cassandra refuses for
+//! what the record holds is dead-lettered too; other failures are retried with backoff, then
+//! stop the sink uncommitted), wait until the dead letters are delivered, and only then commit
+//! the batch's offsets. A crash at
 //! any point leaves the batch uncommitted, so it is read again and upserted again: nothing is
 //! lost and nothing is duplicated. Rows are written with the message's [`write_timestamp`], so
 //! the newest version of a user stays whichever sink writes last, and a batch read before its
@@ -18,8 +20,8 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::cassandra::{Schema, Store};
-use crate::kafka::{self, SinkConsumer, create_topics, decode, kafka_error};
+use crate::cassandra::{Schema, Store, refused};
+use crate::kafka::{self, RecordProducer, SinkConsumer, create_topics, decode, kafka_error};
 use crate::{PipelineConfig, PipelineError, Progress};
 use contract_rl_core::record::UserRecord;
 
@@ -133,7 +135,8 @@ pub async fn run_sink(
         let ingested_at = now_millis();
         // The newest message of each user in the batch: later offsets of a user (one partition)
         // win within a batch as their write timestamps make them win across batches.
-        let mut records: HashMap<uuid::Uuid, (UserRecord, i64)> = HashMap::with_capacity(batch.messages.len());
+        let mut records: HashMap<uuid::Uuid, (UserRecord, &OwnedMessage)> =
+            HashMap::with_capacity(batch.messages.len());
         let mut dead = 0;
         for message in &batch.messages {
             match decode(message.payload()) {
@@ -141,25 +144,25 @@ pub async fn run_sink(
                     record.kafka_partition = Some(message.partition());
                     record.kafka_offset = Some(message.offset());
                     record.ingested_at = Some(ingested_at);
-                    records.insert(record.user_id, (record, write_timestamp(message)));
+                    records.insert(record.user_id, (record, message));
                 }
                 Err(reason) => {
-                    tracing::warn!(partition = message.partition(), offset = message.offset(), %reason, "dead-lettered");
-                    dead_letters
-                        .send_dead_letter(
-                            message.key().unwrap_or_default(),
-                            message.payload().unwrap_or_default(),
-                            &reason.to_string(),
-                        )
-                        .map_err(kafka_error(config, "queueing a dead letter"))?;
+                    dead_letter(&mut dead_letters, config, message, &reason.to_string())?;
                     dead += 1;
                 }
             }
         }
+        let store = &store;
         let writes = stream::iter(records.values())
-            .map(|(record, timestamp)| upsert_with_retry(&store, record, *timestamp, options.write_attempts))
+            .map(|(record, message)| async move {
+                let written = upsert_with_retry(store, record, write_timestamp(*message), options.write_attempts).await;
+                match written {
+                    Err(error) if refused(&error) => Ok(Some((*message, error))),
+                    other => other.map(|()| None),
+                }
+            })
             .buffer_unordered(config.concurrency)
-            .try_collect::<()>();
+            .try_collect::<Vec<_>>();
         let gather = async {
             tokio::select! {
                 batch = next_batch(&consumer, options) => Ok(batch),
@@ -167,7 +170,16 @@ pub async fn run_sink(
             }
         };
         let (written, gathered) = tokio::join!(writes, gather);
-        written?;
+        let refusals: Vec<_> = written?.into_iter().flatten().collect();
+        for (message, error) in &refusals {
+            dead_letter(
+                &mut dead_letters,
+                config,
+                message,
+                &format!("Cassandra refused the write: {error}"),
+            )?;
+        }
+        dead += refusals.len() as u64;
         if dead > 0 {
             tokio::task::block_in_place(|| dead_letters.flush(config.request_timeout))?;
         }
@@ -176,7 +188,7 @@ pub async fn run_sink(
         if batch.revocations == consumer.context().count() {
             commit(&consumer, config, &batch.messages);
         }
-        report.written += records.len() as u64;
+        report.written += (records.len() - refusals.len()) as u64;
         report.dead_lettered += dead;
         report.batches += 1;
         progress(batch.messages.len() as u64);
@@ -208,6 +220,25 @@ pub fn write_timestamp(message: &impl Message) -> i64 {
     millis * 1000 + message.offset().rem_euclid(1000)
 }
 
+/// Queues a dead letter for `message`, naming its topic, partition and offset as its origin.
+fn dead_letter(
+    producer: &mut RecordProducer,
+    config: &PipelineConfig,
+    message: &OwnedMessage,
+    reason: &str,
+) -> Result<(), PipelineError> {
+    let origin = format!("{}/{}@{}", message.topic(), message.partition(), message.offset());
+    tracing::warn!(%origin, reason = %reason.chars().take(200).collect::<String>(), "dead-lettered");
+    producer
+        .send_dead_letter(
+            message.key().unwrap_or_default(),
+            message.payload().unwrap_or_default(),
+            reason,
+            &origin,
+        )
+        .map_err(kafka_error(config, "queueing a dead letter"))
+}
+
 /// Up to `batch_size` messages, waiting at most `batch_wait`.
 async fn next_batch(consumer: &SinkConsumer, options: &SinkOptions) -> Batch {
     let revocations = consumer.context().count();
@@ -236,7 +267,7 @@ async fn upsert_with_retry(
     for attempt in 1.. {
         match store.upsert(record, timestamp).await {
             Ok(()) => return Ok(()),
-            Err(error) if attempt < attempts => {
+            Err(error) if attempt < attempts && !refused(&error) => {
                 tracing::warn!(%error, attempt, "write failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
