@@ -6,7 +6,9 @@
 //! half-used. The generator (`generate`) and the Cassandra export (`snapshot`) write the same
 //! schema, so the env replays either.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
@@ -75,6 +77,9 @@ pub enum SnapshotError {
     /// The manifest could not be written.
     #[error("{path}: {source}")]
     WriteManifest { path: PathBuf, source: std::io::Error },
+    /// The written snapshot could not be synced or moved into place.
+    #[error("{path}: could not put the new snapshot in place: {source}")]
+    Replace { path: PathBuf, source: std::io::Error },
     /// The data changed since the manifest was written.
     #[error("{path}: SHA-256 is {actual} but the manifest says {expected}: the file was modified or truncated")]
     HashMismatch {
@@ -110,7 +115,7 @@ impl SnapshotError {
     /// Whether the snapshot read is the user's input gone wrong (missing, modified, foreign), not
     /// a failure to write one.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(self, Self::Write(_) | Self::WriteManifest { .. })
+        !matches!(self, Self::Write(_) | Self::WriteManifest { .. } | Self::Replace { .. })
     }
 }
 
@@ -119,28 +124,91 @@ pub fn manifest_path(path: &Path) -> PathBuf {
     path.with_extension("manifest.json")
 }
 
-/// Writes `records` to `path` and its manifest beside it.
+/// Writes `records` to `path` and its manifest beside it, atomically: both are written to
+/// temporary files in the same folder and synced, then renamed into place under an exclusive lock
+/// on `.FILE.lock`. Readers take that lock shared, so neither they nor a concurrent writer ever
+/// see a manifest that does not describe its file, and a crash leaves the previous snapshot whole.
 pub fn write(path: &Path, records: &[UserRecord], producer: Producer) -> Result<SnapshotManifest, SnapshotError> {
+    let staged = Staged::new(path);
     let mut frame = to_frame(records).expect("columns of equal length");
-    table::write(path, &mut frame).map_err(SnapshotError::Write)?;
+    table::write(&staged.data, &mut frame).map_err(SnapshotError::Write)?;
+    sync(&staged.data)?;
     let manifest = SnapshotManifest {
         schema_version: SCHEMA_VERSION,
         rows: records.len() as u64,
-        sha256: table::sha256_file(path)?,
+        sha256: table::sha256_file(&staged.data)?,
         produced_by: producer,
         created_at: Utc::now(),
     };
-    let manifest_file = manifest_path(path);
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
-    std::fs::write(&manifest_file, json + "\n").map_err(|source| SnapshotError::WriteManifest {
-        path: manifest_file,
+    std::fs::write(&staged.manifest, json + "\n").map_err(|source| SnapshotError::WriteManifest {
+        path: manifest_path(path),
         source,
     })?;
+    sync(&staged.manifest)?;
+    let lock = File::create(lock_path(path)).map_err(replace_error(path))?;
+    lock.lock().map_err(replace_error(path))?;
+    std::fs::rename(&staged.data, path).map_err(replace_error(path))?;
+    std::fs::rename(&staged.manifest, manifest_path(path)).map_err(replace_error(path))?;
+    sync(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
     Ok(manifest)
+}
+
+/// The temporary files of a snapshot being written, removed if it is not renamed into place.
+struct Staged {
+    data: PathBuf,
+    manifest: PathBuf,
+}
+
+impl Staged {
+    fn new(path: &Path) -> Self {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let stem = format!(".{name}.{}.{nanos}", std::process::id());
+        Self {
+            data: path.with_file_name(format!("{stem}.tmp")),
+            manifest: path.with_file_name(format!("{stem}.manifest.tmp")),
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.data);
+        let _ = std::fs::remove_file(&self.manifest);
+    }
+}
+
+/// The lock file of a snapshot: `x.parquet` → `.x.parquet.lock`.
+fn lock_path(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.lock"))
+}
+
+/// Flushes a file or folder to disk.
+fn sync(path: &Path) -> Result<(), SnapshotError> {
+    File::open(path).and_then(|f| f.sync_all()).map_err(replace_error(path))
+}
+
+fn replace_error(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError {
+    let path = path.to_owned();
+    move |source| SnapshotError::Replace { path, source }
+}
+
+/// A shared lock on the snapshot's lock file, if a writer made one (reading creates nothing).
+fn read_lock(path: &Path) -> Option<File> {
+    let file = File::open(lock_path(path)).ok()?;
+    file.lock_shared().ok()?;
+    Some(file)
 }
 
 /// Reads the manifest of the snapshot at `path`.
 pub fn read_manifest(path: &Path) -> Result<SnapshotManifest, SnapshotError> {
+    let _lock = read_lock(path);
+    read_manifest_unlocked(path)
+}
+
+fn read_manifest_unlocked(path: &Path) -> Result<SnapshotManifest, SnapshotError> {
     let manifest_file = manifest_path(path);
     let text = std::fs::read_to_string(&manifest_file).map_err(|_| SnapshotError::MissingManifest {
         path: manifest_file.clone(),
@@ -153,7 +221,8 @@ pub fn read_manifest(path: &Path) -> Result<SnapshotManifest, SnapshotError> {
 
 /// Reads and verifies the snapshot at `path`: manifest, hash, schema, row count, values.
 pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
-    let manifest = read_manifest(path)?;
+    let _lock = read_lock(path);
+    let manifest = read_manifest_unlocked(path)?;
     if manifest.schema_version != SCHEMA_VERSION {
         return Err(SnapshotError::SchemaVersion {
             path: manifest_path(path),

@@ -207,3 +207,58 @@ fn the_sample_snapshot_holds_exactly_the_generated_users() {
     let snapshot = contract_rl_parquet::snapshot::read(&support::sample_snapshot()).unwrap();
     assert_eq!(snapshot.records, support::sample_records());
 }
+
+/// Two writers replace one snapshot over and over while a reader reads it: every read finds a
+/// manifest that describes its file, and no temporary file is left behind.
+#[test]
+fn concurrent_writers_never_leave_a_manifest_that_does_not_describe_its_file() {
+    use contract_rl_core::source::{Generator, generate_records};
+    use contract_rl_parquet::snapshot::{self, Producer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.parquet");
+    let sets: Vec<_> = [("a", 3000), ("b", 50)]
+        .into_iter()
+        .map(|(seed, n)| generate_records(&Generator::new(seed, &[]).unwrap(), n).0)
+        .collect();
+    let producer = || Producer {
+        command: "test".into(),
+        version: "0".into(),
+        params: serde_json::Value::Null,
+    };
+    snapshot::write(&path, &sets[0], producer()).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let reads = std::thread::scope(|scope| {
+        let writers: Vec<_> = sets
+            .iter()
+            .map(|records| {
+                scope.spawn(|| {
+                    for _ in 0..15 {
+                        snapshot::write(&path, records, producer()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let reader = scope.spawn(|| {
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let snapshot = snapshot::read(&path).unwrap_or_else(|e| panic!("read {reads}: {e}"));
+                assert!([3000, 50].contains(&snapshot.records.len()));
+                reads += 1;
+            }
+            reads
+        });
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        reader.join().unwrap()
+    });
+    assert!(reads > 0);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".shared.parquet.lock", "shared.manifest.json", "shared.parquet"]);
+}
