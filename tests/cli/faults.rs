@@ -384,3 +384,42 @@ async fn poison_of_any_size_is_dead_lettered_and_the_sink_goes_on() {
         );
     }
 }
+
+/// Values at the edges of their types keep every bit through Kafka, Cassandra and the snapshot:
+/// 17-digit coordinates and the last millisecond of year 9999.
+#[tokio::test(flavor = "multi_thread")]
+async fn edge_values_keep_every_bit_from_the_topic_to_the_snapshot() {
+    let config = isolated_pipeline("fidelity");
+    pipeline::create_topics(&config).await.unwrap();
+    let mut users = generated("fidelity", 40);
+    let last_millisecond: chrono::DateTime<chrono::Utc> = "9999-12-31T23:59:59.999Z".parse().unwrap();
+    for (i, user) in users.iter_mut().enumerate() {
+        // Doubles whose shortest text needs 17 digits, spread over the valid ranges.
+        user.latitude = (i as f64 * 4.3 - 85.0) + 0.1 + 0.2;
+        user.longitude = (i as f64 * 8.9 - 178.0) - 0.7 * 0.1;
+        user.registered = last_millisecond;
+    }
+    produce(&config, &users);
+    let sink = spawn_sink(&config, &["--until-caught-up"]).wait_with_output().unwrap();
+    assert!(sink.status.success());
+    let store = Store::connect(&config, Schema::Existing).await.unwrap();
+    assert_table_holds(&store, &users).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("edges.parquet");
+    pipeline::export_snapshot(&config, &out).await.unwrap();
+    let snapshot = contract_rl_parquet::snapshot::read(&out).unwrap().records;
+    let by_id: HashMap<_, _> = snapshot.iter().map(|r| (r.user_id, r)).collect();
+    for user in &users {
+        let back = by_id[&user.user_id];
+        assert_eq!(
+            back.latitude.to_bits(),
+            user.latitude.to_bits(),
+            "{} vs {}",
+            back.latitude,
+            user.latitude
+        );
+        assert_eq!(back.longitude.to_bits(), user.longitude.to_bits());
+        assert_eq!(back.registered, last_millisecond);
+    }
+}

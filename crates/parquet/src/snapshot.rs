@@ -150,7 +150,11 @@ pub fn write(path: &Path, records: &[UserRecord], producer: Producer) -> Result<
     lock.lock().map_err(replace_error(path))?;
     std::fs::rename(&staged.data, path).map_err(replace_error(path))?;
     std::fs::rename(&staged.manifest, manifest_path(path)).map_err(replace_error(path))?;
-    sync(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+    sync(
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )?;
     Ok(manifest)
 }
 

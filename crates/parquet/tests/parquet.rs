@@ -260,5 +260,8 @@ fn concurrent_writers_never_leave_a_manifest_that_does_not_describe_its_file() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, [".shared.parquet.lock", "shared.manifest.json", "shared.parquet"]);
+    assert_eq!(
+        names,
+        [".shared.parquet.lock", "shared.manifest.json", "shared.parquet"]
+    );
 }

@@ -55,6 +55,9 @@ pub struct UserMessage {
     /// The record; lineage fields are empty until the sink fills them.
     #[serde(flatten)]
     pub record: UserRecord,
+    /// Fields the format does not have; a message with any is refused, not silently trimmed.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The dead-letter topic of `topic`.
@@ -67,6 +70,7 @@ pub fn encode(record: &UserRecord) -> Vec<u8> {
     let message = UserMessage {
         schema_version: SCHEMA_VERSION,
         record: record.clone(),
+        unknown: serde_json::Map::new(),
     };
     serde_json::to_vec(&message).expect("records serialise")
 }
@@ -86,6 +90,9 @@ pub enum DecodeError {
     /// A message format this sink does not read.
     #[error("schema_version {0} is not supported (this sink reads {SCHEMA_VERSION})")]
     SchemaVersion(u32),
+    /// Fields the format does not have (kept out of the table rather than dropped unseen).
+    #[error("fields not in schema_version {SCHEMA_VERSION}: {}", .0.join(", "))]
+    UnknownFields(Vec<String>),
     /// The record fails validation.
     #[error("invalid record: {0}")]
     Invalid(#[from] Rejection),
@@ -100,6 +107,9 @@ pub fn decode(payload: Option<&[u8]>) -> Result<UserRecord, DecodeError> {
     let message: UserMessage = serde_json::from_slice(payload)?;
     if message.schema_version != SCHEMA_VERSION {
         return Err(DecodeError::SchemaVersion(message.schema_version));
+    }
+    if !message.unknown.is_empty() {
+        return Err(DecodeError::UnknownFields(message.unknown.keys().cloned().collect()));
     }
     message.record.validate()?;
     Ok(message.record)
@@ -496,5 +506,30 @@ mod tests {
         value["latitude"] = 1.0.into();
         value["schema_version"] = 2.into();
         assert!(reason(&serde_json::to_vec(&value).unwrap()).contains("schema_version 2"));
+        value["schema_version"] = 1.into();
+        value["loyalty_tier"] = "gold".into();
+        let why = reason(&serde_json::to_vec(&value).unwrap());
+        assert!(why.contains("fields not in schema_version 1: loyalty_tier"), "{why}");
+    }
+
+    /// 17 significant digits name one double exactly; the decoder must land on it.
+    #[test]
+    fn coordinates_and_far_dates_survive_encoding_exactly() {
+        let (records, _) = generate_records(&Generator::new("fidelity", &[]).unwrap(), 1);
+        let mut record = records[0].clone();
+        for (lat, lon) in [
+            (-33.866_892_939_442_77, 151.207_113_266_937_5),
+            (0.1 + 0.2, -(0.1 + 0.7)),
+        ] {
+            record.latitude = lat;
+            record.longitude = lon;
+            record.registered = "9999-12-31T23:59:59.999Z".parse().unwrap();
+            let back = decode(Some(&encode(&record))).unwrap();
+            assert_eq!(
+                (back.latitude.to_bits(), back.longitude.to_bits()),
+                (lat.to_bits(), lon.to_bits())
+            );
+            assert_eq!(back.registered, record.registered);
+        }
     }
 }
