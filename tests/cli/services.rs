@@ -729,3 +729,39 @@ fn short_pages_are_counted_and_said() {
     assert!(stdout.contains("3 pages held fewer users than asked"), "{stdout}");
     assert_eq!(messages_in_topic(&config), 21);
 }
+
+/// `pipeline` sinks while it ingests: rows reach Cassandra before the source has served its last
+/// page, and the snapshot holds every user once the sink has caught up with the ingest's end.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pipeline_writes_rows_while_it_still_ingests() {
+    let config = isolated_pipeline("streaming");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("streamed.parquet");
+    let (url, requests) = slow_api(Duration::from_millis(100));
+    let args = slow_ingest_args("pipeline", &url, &config, &["--out", out.to_str().unwrap()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_contract-rl"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rows_while_ingesting = loop {
+        assert!(Instant::now() < deadline, "no row reached Cassandra");
+        if let Ok(store) = Store::connect(&config, Schema::Existing).await
+            && let rows = store.count().await.unwrap()
+            && rows > 0
+        {
+            break (rows, requests.load(std::sync::atomic::Ordering::SeqCst));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        rows_while_ingesting.1 < 40,
+        "rows appeared only after all 40 pages: {rows_while_ingesting:?}"
+    );
+    assert!(child.wait().unwrap().success());
+    let snapshot = contract_rl_parquet::snapshot::read(&out).unwrap();
+    assert_eq!(snapshot.records.len(), 400);
+    let store = Store::connect(&config, Schema::Existing).await.unwrap();
+    assert_eq!(rows(&store).await.len(), 400);
+}

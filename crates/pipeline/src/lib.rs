@@ -34,7 +34,7 @@ pub use kafka::{
 pub use monitor::{Status, status};
 pub use sink::{SIGINT, SIGTERM, SinkOptions, SinkReport, run_sink, shutdown_signal, write_timestamp};
 pub use source::Source;
-pub use workflow::{PipelineReport, pipeline};
+pub use workflow::{PipelineReport, ingest_and_sink, pipeline};
 
 /// Called with the number of messages or users just handled (e.g. to advance a progress bar).
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;

@@ -12,6 +12,8 @@
 //! stop it between batches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -26,10 +28,13 @@ use crate::{PipelineConfig, PipelineError, Progress};
 use contract_rl_core::record::UserRecord;
 
 /// How the sink runs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct SinkOptions {
     /// Exit once the group's committed offsets reach the end of every partition.
     pub until_caught_up: bool,
+    /// With `until_caught_up`, catching up counts only once this is set: the end of an ingest
+    /// that runs at the same time (see [`crate::ingest_and_sink`]).
+    pub ingest_done: Option<Arc<AtomicBool>>,
     /// Most messages per batch.
     pub batch_size: usize,
     /// Longest wait for a batch to fill.
@@ -42,6 +47,7 @@ impl Default for SinkOptions {
     fn default() -> Self {
         Self {
             until_caught_up: false,
+            ingest_done: None,
             batch_size: 5000,
             batch_wait: Duration::from_millis(200),
             write_attempts: 6,
@@ -123,7 +129,13 @@ pub async fn run_sink(
                     messages = batch.messages.len(),
                     "dropped a batch read before a rebalance; its partitions are read again from their commits"
                 );
-            } else if options.until_caught_up && caught_up(&consumer, config)? {
+            } else if options.until_caught_up
+                && options
+                    .ingest_done
+                    .as_ref()
+                    .is_none_or(|done| done.load(Ordering::SeqCst))
+                && caught_up(&consumer, config)?
+            {
                 break;
             }
             next = tokio::select! {

@@ -1,13 +1,16 @@
-//! The `pipeline` workflow: ingest a batch, sink until caught up, then export the table to a
-//! snapshot, with one report of the whole.
+//! The `pipeline` workflow: ingest a batch while the sink writes it, until the sink has caught
+//! up with the ingest's end, then export the table to a snapshot, with one report of the whole.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use contract_rl_parquet::SnapshotManifest;
 
 use crate::cassandra::export_snapshot;
 use crate::ingest::{IngestReport, ingest};
+use crate::kafka::create_topics;
 use crate::sink::{SinkOptions, SinkReport, run_sink, shutdown_signal};
 use crate::source::Source;
 use crate::{PipelineConfig, PipelineError, Progress};
@@ -57,8 +60,8 @@ impl std::fmt::Display for PipelineReport {
     }
 }
 
-/// Ingests `users` users from `source` in pages of `page_size`, sinks until caught up, and
-/// writes the table to a snapshot at `out`. SIGINT or SIGTERM stops it with
+/// Ingests `users` users from `source` in pages of `page_size` while sinking them, and writes
+/// the table to a snapshot at `out` once the sink has caught up. SIGINT or SIGTERM stops it with
 /// [`PipelineError::Interrupted`] and leaves any snapshot at `out` untouched.
 pub async fn pipeline(
     config: &PipelineConfig,
@@ -69,12 +72,7 @@ pub async fn pipeline(
     progress: (&Progress, &Progress),
 ) -> Result<PipelineReport, PipelineError> {
     let start = Instant::now();
-    let ingested = ingest(config, source, users, page_size, progress.0, shutdown_signal()).await?;
-    let options = SinkOptions {
-        until_caught_up: true,
-        ..SinkOptions::default()
-    };
-    let sunk = run_sink(config, &options, progress.1, shutdown_signal()).await?;
+    let (ingested, sunk) = ingest_and_sink(config, source, users, page_size, progress).await?;
     // An interrupted sink has not caught up: the previous snapshot stays as it was.
     if let Some(signal) = sunk.stopped_by {
         return Err(PipelineError::Interrupted { signal });
@@ -87,4 +85,41 @@ pub async fn pipeline(
         snapshot_path: out.display().to_string(),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Ingests and sinks at once: the ingest produces on its own task while the sink writes, and
+/// the sink stops once the ingest has ended and the group has caught up with it.
+pub async fn ingest_and_sink(
+    config: &PipelineConfig,
+    source: &Source,
+    users: u64,
+    page_size: u32,
+    progress: (&Progress, &Progress),
+) -> Result<(IngestReport, SinkReport), PipelineError> {
+    // Topics first, so the sink's subscription finds them from its start.
+    create_topics(config).await?;
+    let done = Arc::new(AtomicBool::new(false));
+    let producing = tokio::spawn({
+        let (config, source, progress, done) = (config.clone(), source.clone(), progress.0.clone(), done.clone());
+        async move {
+            let ingested = ingest(&config, &source, users, page_size, &progress, shutdown_signal()).await;
+            done.store(true, Ordering::SeqCst);
+            ingested
+        }
+    });
+    let options = SinkOptions {
+        until_caught_up: true,
+        ingest_done: Some(done),
+        ..SinkOptions::default()
+    };
+    let sunk = run_sink(config, &options, progress.1, shutdown_signal()).await;
+    if sunk.is_err() {
+        producing.abort();
+    }
+    let ingested = match producing.await {
+        Ok(ingested) => ingested,
+        Err(aborted) if aborted.is_cancelled() => return Err(sunk.expect_err("aborted after a sink error")),
+        Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
+    };
+    Ok((ingested?, sunk?))
 }
