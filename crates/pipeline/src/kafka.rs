@@ -98,6 +98,21 @@ pub enum DecodeError {
     Invalid(#[from] Rejection),
 }
 
+impl DecodeError {
+    /// What kind of problem this is, without the values the reason may quote (for logs, which
+    /// must not carry personal data).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty message",
+            Self::TooLarge(_) => "message too large",
+            Self::Undecodable(_) => "undecodable message",
+            Self::SchemaVersion(_) => "unsupported schema_version",
+            Self::UnknownFields(_) => "unknown fields",
+            Self::Invalid(_) => "invalid record",
+        }
+    }
+}
+
 /// Decodes and validates a payload; the error is the reason to dead-letter it.
 pub fn decode(payload: Option<&[u8]>) -> Result<UserRecord, DecodeError> {
     let payload = payload.ok_or(DecodeError::Empty)?;

@@ -159,7 +159,7 @@ pub async fn run_sink(
                     records.insert(record.user_id, (record, message));
                 }
                 Err(reason) => {
-                    dead_letter(&mut dead_letters, config, message, &reason.to_string())?;
+                    dead_letter(&mut dead_letters, config, message, &reason.to_string(), reason.kind())?;
                     dead += 1;
                 }
             }
@@ -184,12 +184,8 @@ pub async fn run_sink(
         let (written, gathered) = tokio::join!(writes, gather);
         let refusals: Vec<_> = written?.into_iter().flatten().collect();
         for (message, error) in &refusals {
-            dead_letter(
-                &mut dead_letters,
-                config,
-                message,
-                &format!("Cassandra refused the write: {error}"),
-            )?;
+            let reason = format!("Cassandra refused the write: {error}");
+            dead_letter(&mut dead_letters, config, message, &reason, "refused by Cassandra")?;
         }
         dead += refusals.len() as u64;
         if dead > 0 {
@@ -233,14 +229,16 @@ pub fn write_timestamp(message: &impl Message) -> i64 {
 }
 
 /// Queues a dead letter for `message`, naming its topic, partition and offset as its origin.
+/// The log names only the `kind` of problem: the reason may quote personal data.
 fn dead_letter(
     producer: &mut RecordProducer,
     config: &PipelineConfig,
     message: &OwnedMessage,
     reason: &str,
+    kind: &'static str,
 ) -> Result<(), PipelineError> {
     let origin = format!("{}/{}@{}", message.topic(), message.partition(), message.offset());
-    tracing::warn!(%origin, reason = %reason.chars().take(200).collect::<String>(), "dead-lettered");
+    tracing::warn!(%origin, kind, "dead-lettered; the reason is in the dead letter's header");
     producer
         .send_dead_letter(
             message.key().unwrap_or_default(),
