@@ -695,6 +695,19 @@ fn messages_in_topic(config: &PipelineConfig) -> i64 {
         .sum()
 }
 
+/// Messages in `config`'s topic once it holds `expected` (or after 10 s): on a loaded machine a
+/// just-created partition's end offset can be read before it shows the last acknowledged write.
+fn messages_in_topic_settled(config: &PipelineConfig, expected: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let messages = messages_in_topic(config);
+        if messages == expected || Instant::now() > deadline {
+            return messages;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_source_that_ignores_page_stops_the_ingest_before_any_duplicate() {
     let config = isolated_pipeline("ignores_page");
@@ -708,7 +721,11 @@ fn a_source_that_ignores_page_stops_the_ingest_before_any_duplicate() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("page 2 repeats user"), "{stderr}");
-    assert_eq!(messages_in_topic(&config), 10, "only the first page was produced");
+    assert_eq!(
+        messages_in_topic_settled(&config, 10),
+        10,
+        "only the first page was produced"
+    );
 }
 
 #[test]
@@ -727,7 +744,7 @@ fn short_pages_are_counted_and_said() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(stdout.contains("produced 21 users"), "{stdout}");
     assert!(stdout.contains("3 pages held fewer users than asked"), "{stdout}");
-    assert_eq!(messages_in_topic(&config), 21);
+    assert_eq!(messages_in_topic_settled(&config, 21), 21);
 }
 
 /// `pipeline` sinks while it ingests: rows reach Cassandra before the source has served its last
