@@ -15,12 +15,12 @@ use contract_rl_pipeline::{
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Message, OwnedMessage, Timestamp};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 
-use crate::services::{assert_table_holds, generated, ingest, read_dead_letters, rows, spawn_sink};
+use crate::services::{
+    assert_table_holds, generated, ingest, produce_payloads, read_dead_letters, rows, signal, spawn_sink, wait_for_rows,
+};
 use crate::{isolated_pipeline, support};
 
 /// A Cassandra node of its own on another loopback address, started by `scripts/services`, for
@@ -95,19 +95,11 @@ fn group_reader(config: &PipelineConfig) -> BaseConsumer {
 }
 
 /// Per partition, the offset the group committed (0 when none), read from Kafka alone.
-fn committed(consumer: &BaseConsumer, config: &PipelineConfig) -> HashMap<i32, i64> {
-    let mut list = TopicPartitionList::new();
-    for p in 0..config.partitions {
-        list.add_partition(&config.topic, p);
-    }
-    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
-    committed
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => (e.partition(), o),
-            _ => (e.partition(), 0),
-        })
+fn committed(reader: &BaseConsumer, config: &PipelineConfig) -> HashMap<i32, i64> {
+    pipeline::offsets_with(reader, config, &config.topic)
+        .unwrap()
+        .into_iter()
+        .map(|(partition, _, _, done)| (partition, done.unwrap_or(0)))
         .collect()
 }
 
@@ -126,13 +118,10 @@ async fn writes_acknowledged_before_cassandra_is_killed_survive_it() {
     let mut sink = spawn_sink(&config, &[]);
     // Kill the node right after the sink commits a batch: its writes were acknowledged
     // moments ago, the most likely ones not to be durable yet.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while store.count().await.unwrap() < 20_000 {
-        assert!(Instant::now() < deadline, "the sink made no progress");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_rows(&store, &mut sink, 20_000).await;
     let reader = group_reader(&config);
     let before: i64 = committed(&reader, &config).values().sum();
+    let deadline = Instant::now() + Duration::from_secs(120);
     while committed(&reader, &config).values().sum::<i64>() == before {
         assert!(Instant::now() < deadline, "the sink committed nothing more");
     }
@@ -160,7 +149,6 @@ async fn writes_acknowledged_before_cassandra_is_killed_survive_it() {
         let kept = offsets.iter().filter(|&&o| o < upto).count() as i64;
         lost += upto - kept;
     }
-    eprintln!("acknowledged {acknowledged_total}, lost {lost}");
     assert_eq!(
         lost, 0,
         "acknowledged messages missing from the table after kill -9 ({acknowledged_total} acknowledged)"
@@ -173,20 +161,8 @@ async fn writes_acknowledged_before_cassandra_is_killed_survive_it() {
 
 /// Sends `records` to `config.topic`, keyed by user id as `ingest` does, and waits for delivery.
 fn produce(config: &PipelineConfig, records: &[UserRecord]) {
-    let producer: ThreadedProducer<_> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    for record in records {
-        let key = record.user_id.to_string();
-        let payload = encode(record);
-        producer
-            .send(BaseRecord::to(&config.topic).key(&key).payload(&payload))
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    let messages: Vec<(String, Vec<u8>)> = records.iter().map(|r| (r.user_id.to_string(), encode(r))).collect();
+    produce_payloads(config, &messages, &[("enable.idempotence", "true")], None);
 }
 
 /// The same users with another city: a newer version of each.
@@ -253,11 +229,7 @@ async fn a_paused_sink_resumed_after_a_rebalance_cannot_put_older_versions_back(
     let store = Store::connect(&config, Schema::Create).await.unwrap();
 
     let mut stale = spawn_sink(&config, &["--batch-size", "300"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.count().await.unwrap() < 600 {
-        assert!(Instant::now() < deadline, "the sink made no progress");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_rows(&store, &mut stale, 600).await;
     signal(&stale, "-STOP");
     let held = 3_000 - store.count().await.unwrap();
     assert!(held > 0, "the sink wrote everything before it was stopped");
@@ -280,14 +252,6 @@ async fn a_paused_sink_resumed_after_a_rebalance_cannot_put_older_versions_back(
         older, 0,
         "rows put back to an older version ({held} users were unwritten when the sink stopped)"
     );
-}
-
-fn signal(child: &std::process::Child, which: &str) {
-    let status = Command::new("kill")
-        .args([which, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// Poison of every size: a non-JSON megabyte, an invalid 600 KB record whose reason would quote
@@ -314,30 +278,15 @@ async fn poison_of_any_size_is_dead_lettered_and_the_sink_goes_on() {
         street: "a".repeat(20 << 20),
         ..users[1].clone()
     };
-    let poison: Vec<(&str, Vec<u8>)> = vec![
-        ("not-json", vec![b'x'; 1_000_000]),
-        ("invalid", serde_json::to_vec(&invalid).unwrap()),
-        ("five-mb", vec![7u8; 5 << 20]),
-        ("twenty-mb-valid", encode(&huge)),
+    let poison: Vec<(String, Vec<u8>)> = vec![
+        ("not-json".into(), vec![b'x'; 1_000_000]),
+        ("invalid".into(), serde_json::to_vec(&invalid).unwrap()),
+        ("five-mb".into(), vec![7u8; 5 << 20]),
+        ("twenty-mb-valid".into(), encode(&huge)),
     ];
-    let producer: ThreadedProducer<_> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .set("message.max.bytes", TOPIC_LIMIT)
-        .create()
-        .unwrap();
-    for (key, payload) in &poison {
-        producer
-            .send(BaseRecord::to(&config.topic).key(*key).partition(0).payload(payload))
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
-    let good = users[2].user_id.to_string();
-    let payload = encode(&users[2]);
-    producer
-        .send(BaseRecord::to(&config.topic).key(&good).partition(0).payload(&payload))
-        .map_err(|(e, _)| e)
-        .unwrap();
-    producer.flush(Duration::from_secs(60)).unwrap();
+    let good = (users[2].user_id.to_string(), encode(&users[2]));
+    let messages: Vec<_> = poison.iter().cloned().chain([good]).collect();
+    produce_payloads(&config, &messages, &[("message.max.bytes", TOPIC_LIMIT)], Some(0));
 
     let sink = spawn_sink(&config, &["--until-caught-up"]).wait_with_output().unwrap();
     assert!(sink.status.success(), "the sink stopped on poison");
@@ -347,7 +296,7 @@ async fn poison_of_any_size_is_dead_lettered_and_the_sink_goes_on() {
     let letters = read_dead_letters(&config, poison.len());
     assert_eq!(letters.len(), poison.len(), "{:?}", letters.keys());
     for (offset, (key, payload)) in poison.iter().enumerate() {
-        let letter = &letters[*key];
+        let letter = &letters[key];
         let header = |name: &str| letter.headers[name].as_str();
         assert!(
             letter.reason().len() <= DEAD_LETTER_REASON_LIMIT,

@@ -120,16 +120,54 @@ pub(crate) fn spawn_sink(config: &PipelineConfig, extra: &[&str]) -> Child {
         .expect("the binary starts")
 }
 
-/// Waits until the table holds at least `rows` rows, then kills the sink with SIGKILL.
-async fn kill_when(store: &Store, sink: &mut Child, rows: u64) {
+/// Waits until the table holds at least `rows` rows while `sink` keeps running.
+pub(crate) async fn wait_for_rows(store: &Store, sink: &mut Child, rows: u64) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while store.count().await.unwrap() < rows {
         assert!(Instant::now() < deadline, "the sink made no progress");
         assert!(sink.try_wait().unwrap().is_none(), "the sink exited early");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Waits until the table holds at least `rows` rows, then kills the sink with SIGKILL.
+async fn kill_when(store: &Store, sink: &mut Child, rows: u64) {
+    wait_for_rows(store, sink, rows).await;
     sink.kill().unwrap(); // SIGKILL: no clean shutdown, no final commit
     sink.wait().unwrap();
+}
+
+/// Sends `signal` (e.g. `-TERM`) to `child`.
+pub(crate) fn signal(child: &Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Sends `(key, payload)` messages to `config.topic` (to `partition` if given, else by key) with
+/// the producer `settings`, and waits until they are delivered.
+pub(crate) fn produce_payloads(
+    config: &PipelineConfig,
+    messages: &[(String, Vec<u8>)],
+    settings: &[(&str, &str)],
+    partition: Option<i32>,
+) {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &config.brokers);
+    for (key, value) in settings {
+        client.set(*key, *value);
+    }
+    let producer: ThreadedProducer<_> = client.create().unwrap();
+    for (key, payload) in messages {
+        let mut record = BaseRecord::to(&config.topic).key(key).payload(payload);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,17 +218,7 @@ async fn bad_messages_are_dead_lettered_with_a_reason_and_the_sink_goes_on() {
         ("no-uuid".into(), serde_json::to_vec(&no_uuid).unwrap()),
         (users[3].user_id.to_string(), serde_json::to_vec(&far).unwrap()),
     ];
-    let producer: ThreadedProducer<_> = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
-        .create()
-        .unwrap();
-    for (key, payload) in &messages {
-        producer
-            .send(BaseRecord::to(&config.topic).key(key).payload(payload))
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    produce_payloads(&config, &messages, &[], None);
 
     let report = sink_until_caught_up(&config).await;
     assert_eq!((report.written, report.dead_lettered), (2, 3));
@@ -275,16 +303,8 @@ async fn sigterm_stops_the_sink_cleanly() {
     ingest(&config, "sigterm", 500).await;
     let store = Store::connect(&config, Schema::Create).await.unwrap();
     let mut sink = spawn_sink(&config, &[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.count().await.unwrap() < 500 {
-        assert!(Instant::now() < deadline, "the sink made no progress");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let term = Command::new("kill")
-        .args(["-TERM", &sink.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    wait_for_rows(&store, &mut sink, 500).await;
+    signal(&sink, "-TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = sink.try_wait().unwrap() {
@@ -619,7 +639,7 @@ fn slow_ingest_args(command: &str, url: &str, config: &PipelineConfig, extra: &[
 
 /// Starts the binary with `args`, sends `signal` once the API has had `requests` requests, and
 /// returns its exit status and stderr.
-fn interrupt(args: &[String], requests: &std::sync::atomic::AtomicUsize, signal: &str) -> (Option<i32>, String) {
+fn interrupt(args: &[String], requests: &std::sync::atomic::AtomicUsize, which: &str) -> (Option<i32>, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_contract-rl"))
         .args(args)
         .stdout(Stdio::null())
@@ -631,11 +651,7 @@ fn interrupt(args: &[String], requests: &std::sync::atomic::AtomicUsize, signal:
         assert!(Instant::now() < deadline, "the binary never asked for a second page");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let sent = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    signal(&child, which);
     let output = child.wait_with_output().unwrap();
     (
         output.status.code(),

@@ -270,7 +270,7 @@ impl Store {
 /// Whether Cassandra (or the driver, before sending) refused a write for what the record holds,
 /// so that retrying it cannot succeed. Everything else (timeouts, unavailable replicas, lost
 /// connections, missing permissions) may pass and is retried.
-pub fn refused(error: &PipelineError) -> bool {
+pub(crate) fn refused(error: &PipelineError) -> bool {
     let PipelineError::Cassandra { source, .. } = error else {
         return false;
     };

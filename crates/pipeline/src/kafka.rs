@@ -242,7 +242,8 @@ impl RecordProducer {
     }
 
     /// Queues a dead letter: the original payload (its first [`DEAD_LETTER_PAYLOAD_LIMIT`]
-    /// bytes when longer), the reason (bounded), where it came from and its size, in headers.
+    /// bytes when longer) and key, and in headers the reason, where it came from and the
+    /// payload's size; the key and the reason are cut to [`DEAD_LETTER_REASON_LIMIT`] bytes.
     pub fn send_dead_letter(
         &mut self,
         key: &[u8],

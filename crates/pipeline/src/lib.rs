@@ -29,7 +29,7 @@ pub use ingest::{IngestReport, ingest};
 pub use kafka::{
     DEAD_LETTER_BYTES_HEADER, DEAD_LETTER_ORIGIN_HEADER, DEAD_LETTER_PAYLOAD_LIMIT, DEAD_LETTER_REASON_HEADER,
     DEAD_LETTER_REASON_LIMIT, DEAD_LETTER_TRUNCATED_HEADER, MAX_MESSAGE_BYTES, SCHEMA_VERSION, UserMessage,
-    create_topics, dead_letter_topic, decode, encode, producer,
+    create_topics, dead_letter_topic, decode, encode, offsets_with, producer,
 };
 pub use monitor::{Status, status};
 pub use sink::{SIGINT, SIGTERM, SinkOptions, SinkReport, run_sink, shutdown_signal, write_timestamp};

@@ -4,9 +4,8 @@
 //! the reason), upsert the valid records with bounded concurrency (a write Cassandra refuses for
 //! what the record holds is dead-lettered too; other failures are retried with backoff, then
 //! stop the sink uncommitted), wait until the dead letters are delivered, and only then commit
-//! the batch's offsets. A crash at
-//! any point leaves the batch uncommitted, so it is read again and upserted again: nothing is
-//! lost and nothing is duplicated. Rows are written with the message's [`write_timestamp`], so
+//! the batch's offsets. A crash at any point leaves the batch uncommitted, so it is read again
+//! and upserted again: nothing is lost and nothing is duplicated. Rows are written with the message's [`write_timestamp`], so
 //! the newest version of a user stays whichever sink writes last, and a batch read before its
 //! partitions were revoked is dropped, not written. From the command line, SIGINT and SIGTERM
 //! stop it between batches.
@@ -218,8 +217,8 @@ struct Batch {
 /// Messages are keyed by `user_id`, so all versions of a user are in one partition in offset
 /// order; the later version has the later write time, and Cassandra keeps it whichever sink
 /// writes last: a stale sink cannot put an older version back. The rule needs producers whose
-/// clocks agree to within the time between two versions of a user (two versions produced within
-/// the same millisecond may tie).
+/// clocks agree to within the time between two versions of a user; two versions produced within
+/// the same millisecond are ordered by offset unless they straddle a multiple of 1000.
 pub fn write_timestamp(message: &impl Message) -> i64 {
     let millis = message
         .timestamp()
