@@ -342,10 +342,17 @@ async fn edge_values_keep_every_bit_from_the_topic_to_the_snapshot() {
     pipeline::create_topics(&config).await.unwrap();
     let mut users = generated("fidelity", 40);
     let last_millisecond: chrono::DateTime<chrono::Utc> = "9999-12-31T23:59:59.999Z".parse().unwrap();
+    // 17-digit doubles that a decoder without correct rounding brings back one ulp off.
+    let off_by_an_ulp = [
+        10.938_711_676_632_721,
+        -57.179_661_383_605_676,
+        -52.566_874_043_881_036,
+        13.346_133_595_589_677,
+        -13.336_664_635_114_445,
+    ];
     for (i, user) in users.iter_mut().enumerate() {
-        // Doubles whose shortest text needs 17 digits, spread over the valid ranges.
-        user.latitude = (i as f64 * 4.3 - 85.0) + 0.1 + 0.2;
-        user.longitude = (i as f64 * 8.9 - 178.0) - 0.7 * 0.1;
+        user.latitude = off_by_an_ulp[i % off_by_an_ulp.len()];
+        user.longitude = off_by_an_ulp[(i + 2) % off_by_an_ulp.len()];
         user.registered = last_millisecond;
     }
     produce(&config, &users);
