@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use contract_rl_core::source::Generator;
 use contract_rl_pipeline::{
-    ApiClient, DEFAULT_MAX_RETRY_AFTER, HttpError, PipelineConfig, PipelineError, SinkOptions, Source,
+    ApiClient, DEFAULT_MAX_RETRY_AFTER, HttpError, PipelineConfig, PipelineError, SaslMechanism, SinkOptions, Source,
 };
 
 /// A reinforcement-learning workbench: user records → Parquet snapshots → a contract-choice
@@ -217,15 +217,19 @@ pub struct ServiceArgs {
     #[arg(long, default_value_t = PipelineConfig::default().group)]
     group: String,
     /// Cassandra contact points (comma-separated host:port). Credentials, if needed, come from
-    /// CASSANDRA_USERNAME and CASSANDRA_PASSWORD.
+    /// CASSANDRA_USERNAME and CASSANDRA_PASSWORD (never from arguments, which others can read).
     #[arg(long, env = "CASSANDRA_NODES", value_delimiter = ',', default_values_t = PipelineConfig::default().cassandra_nodes)]
     cassandra: Vec<String>,
     /// Keyspace of the users table.
     #[arg(long, default_value_t = PipelineConfig::default().keyspace)]
     keyspace: String,
-    /// Replication factor of the keyspace when it is created.
+    /// Replication factor of the topics and the keyspace when they are created (3 on the
+    /// cluster of `scripts/services up --nodes 3`); topics get min.insync.replicas of a majority.
     #[arg(long, default_value_t = PipelineConfig::default().replication_factor)]
     replication_factor: u32,
+    /// SASL mechanism of the Kafka login in KAFKA_USERNAME and KAFKA_PASSWORD, when they are set.
+    #[arg(long, env = "KAFKA_SASL_MECHANISM", default_value_t = SaslMechanism::default())]
+    kafka_sasl_mechanism: SaslMechanism,
     /// Cassandra writes in flight at once.
     #[arg(long, default_value_t = PipelineConfig::default().concurrency)]
     concurrency: usize,
@@ -242,9 +246,11 @@ impl ServiceArgs {
             cassandra_nodes: self.cassandra.clone(),
             keyspace: self.keyspace.clone(),
             replication_factor: self.replication_factor,
+            kafka_sasl_mechanism: self.kafka_sasl_mechanism,
             concurrency: self.concurrency,
             ..PipelineConfig::default()
-        };
+        }
+        .with_logins_from_env()?;
         config.validate()?;
         Ok(config)
     }

@@ -3,8 +3,6 @@
 //! the table holds, read back from Cassandra.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use contract_rl_core::record::UserRecord;
@@ -18,72 +16,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Message, OwnedMessage, Timestamp};
 
+use crate::isolated_pipeline;
+use crate::private::PrivateServices;
 use crate::services::{
     assert_table_holds, generated, ingest, produce_payloads, read_dead_letters, rows, signal, spawn_sink, wait_for_rows,
 };
-use crate::{isolated_pipeline, support};
-
-/// A Cassandra node of its own on another loopback address, started by `scripts/services`, for
-/// tests that kill it. Stopped (and its state deleted) on drop.
-struct PrivateCassandra {
-    host: &'static str,
-    state: tempfile::TempDir,
-}
-
-impl PrivateCassandra {
-    fn up(host: &'static str) -> Self {
-        let node = Self {
-            host,
-            state: tempfile::tempdir().unwrap(),
-        };
-        node.services("up");
-        node
-    }
-
-    fn services(&self, command: &str) {
-        let status = Command::new(support::repo("scripts/services"))
-            .args([command, "cassandra"])
-            .env("CONTRACT_RL_STATE", self.state.path())
-            .env("CONTRACT_RL_HOST", self.host)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "scripts/services {command} cassandra on {}",
-            self.host
-        );
-    }
-
-    fn node(&self) -> String {
-        format!("{}:9042", self.host)
-    }
-
-    /// SIGKILL: no drain, no flush, no final commit-log sync.
-    fn kill(&self) {
-        let pid = std::fs::read_to_string(self.state.path().join("cassandra.pid")).unwrap();
-        let status = Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
-        assert!(status.success());
-        wait_gone(pid.trim());
-    }
-}
-
-impl Drop for PrivateCassandra {
-    fn drop(&mut self) {
-        let _ = Command::new(support::repo("scripts/services"))
-            .arg("down")
-            .env("CONTRACT_RL_STATE", self.state.path())
-            .env("CONTRACT_RL_HOST", self.host)
-            .status();
-    }
-}
-
-fn wait_gone(pid: &str) {
-    let proc = Path::new("/proc").join(pid);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while proc.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A client of `config`'s group that reads offsets without joining it.
 fn group_reader(config: &PipelineConfig) -> BaseConsumer {
@@ -108,9 +45,9 @@ fn committed(reader: &BaseConsumer, config: &PipelineConfig) -> HashMap<i32, i64
 /// from Kafka; after catching up the table equals the topic.
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_acknowledged_before_cassandra_is_killed_survive_it() {
-    let node = PrivateCassandra::up("127.0.0.2");
+    let node = PrivateServices::up("127.0.0.2", &["cassandra"]);
     let mut config = isolated_pipeline("durable");
-    config.cassandra_nodes = vec![node.node()];
+    config.cassandra_nodes = node.pipeline("durable", 1).cassandra_nodes;
     let users = generated("durable", 60_000);
     ingest(&config, "durable", 60_000).await;
     let store = Store::connect(&config, Schema::Create).await.unwrap();
@@ -126,7 +63,7 @@ async fn writes_acknowledged_before_cassandra_is_killed_survive_it() {
         assert!(Instant::now() < deadline, "the sink committed nothing more");
     }
     drop(store);
-    node.kill();
+    node.kill("cassandra");
     // The sink retries its writes, then exits non-zero without committing the failed batch.
     let status = sink.wait().unwrap();
     assert!(!status.success(), "the sink cannot succeed without Cassandra");
@@ -134,7 +71,7 @@ async fn writes_acknowledged_before_cassandra_is_killed_survive_it() {
     let acknowledged_total: i64 = acknowledged.values().sum();
     assert!(acknowledged_total >= 20_000 - 3 * 500, "{acknowledged:?}");
 
-    node.services("up");
+    node.run(&["up", "cassandra"]);
     let store = Store::connect(&config, Schema::Existing).await.unwrap();
     let mut lost = 0;
     let mut present: HashMap<i32, Vec<i64>> = HashMap::new();

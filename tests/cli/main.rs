@@ -8,6 +8,8 @@ mod tls;
 
 mod commands;
 mod faults;
+mod private;
+mod secure;
 mod services;
 
 use std::path::Path;

@@ -7,6 +7,7 @@ use chrono::DateTime;
 use contract_rl_core::record::UserRecord;
 use contract_rl_core::schema::{COLUMNS, ColumnType, Field, FieldError};
 use futures::{StreamExt, TryStreamExt, stream};
+use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::cluster::metadata::ColumnType as CqlType;
@@ -14,6 +15,7 @@ use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::serialize::SerializationError;
 use scylla::serialize::value::SerializeValue;
 use scylla::serialize::writers::{CellWriter, WrittenCellProof};
+use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
 
@@ -89,7 +91,7 @@ pub enum Schema {
 }
 
 impl Store {
-    /// Connects (with `CASSANDRA_USERNAME`/`CASSANDRA_PASSWORD` from the environment if set),
+    /// Connects (with the config's Cassandra login, if any),
     /// creates the keyspace and table if missing and `schema` allows it, and prepares the
     /// statements.
     pub async fn connect(config: &PipelineConfig, schema: Schema) -> Result<Self, PipelineError> {
@@ -103,11 +105,15 @@ impl Store {
                 source: e,
             }
         };
+        // QUORUM reads and writes: with replication factor 3 an acknowledged write is on two
+        // nodes, and a snapshot sees it with one node down. With factor 1 it is simply ONE.
+        let profile = ExecutionProfile::builder().consistency(Consistency::Quorum).build();
         let mut builder = SessionBuilder::new()
             .known_nodes(&config.cassandra_nodes)
-            .connection_timeout(config.request_timeout);
-        if let (Ok(user), Ok(password)) = (std::env::var("CASSANDRA_USERNAME"), std::env::var("CASSANDRA_PASSWORD")) {
-            builder = builder.user(user, password);
+            .connection_timeout(config.request_timeout)
+            .default_execution_profile_handle(profile.into_handle());
+        if let Some(login) = &config.cassandra_login {
+            builder = builder.user(&login.user, &login.password);
         }
         let session = builder.build().await.map_err(|e| error("connecting")(e.into()))?;
         let ks = &config.keyspace;

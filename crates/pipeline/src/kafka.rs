@@ -137,17 +137,41 @@ pub(super) fn kafka_error(
 ) -> impl FnOnce(KafkaError) -> PipelineError {
     let brokers = config.brokers.clone();
     let context = context.into();
-    move |source| PipelineError::Kafka {
-        brokers,
-        context,
-        source: Box::new(source),
+    let anonymous = config.kafka_login.is_none();
+    move |source| {
+        // A secured broker does not answer a client without a login: it just times out.
+        let code = match &source {
+            KafkaError::AdminOp(code) => Some(*code),
+            other => other.rdkafka_error_code(),
+        };
+        let unanswered = matches!(
+            code,
+            Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::AllBrokersDown)
+        );
+        PipelineError::Kafka {
+            brokers,
+            context,
+            source: Box::new(source),
+            hint: if anonymous && unanswered {
+                " (if the brokers need a login, set KAFKA_USERNAME and KAFKA_PASSWORD)"
+            } else {
+                ""
+            },
+        }
     }
 }
 
+/// The settings every client shares: brokers, timeouts and, with a login, SASL.
 fn client_config(config: &PipelineConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
         .set("socket.timeout.ms", config.request_timeout.as_millis().to_string());
+    if let Some(login) = &config.kafka_login {
+        c.set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanisms", config.kafka_sasl_mechanism.name())
+            .set("sasl.username", &login.user)
+            .set("sasl.password", &login.password);
+    }
     c
 }
 
@@ -157,10 +181,12 @@ pub async fn create_topics(config: &PipelineConfig) -> Result<(), PipelineError>
         .create()
         .map_err(kafka_error(config, "creating the admin client"))?;
     let dlq = dead_letter_topic(&config.topic);
-    let topics = [
-        NewTopic::new(&config.topic, config.partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(&dlq, config.partitions, TopicReplication::Fixed(1)),
-    ];
+    let replication = config.replication_factor as i32;
+    let min_insync = config.min_insync_replicas().to_string();
+    let topics = [&config.topic, &dlq].map(|name| {
+        NewTopic::new(name, config.partitions, TopicReplication::Fixed(replication))
+            .set("min.insync.replicas", &min_insync)
+    });
     let options = AdminOptions::new().operation_timeout(Some(config.request_timeout));
     let results = admin
         .create_topics(&topics, &options)

@@ -6,14 +6,15 @@
 //! messages are keyed by `user_id`; the sink commits offsets only after Cassandra acknowledged
 //! every write of a batch and every dead letter was delivered; writes are upserts by `user_id`.
 //! So a crash anywhere loses nothing and duplicates nothing. Queries are prepared statements;
-//! credentials come from the environment (`CASSANDRA_USERNAME`, `CASSANDRA_PASSWORD`) and are
-//! never logged.
+//! credentials come from the environment (`KAFKA_USERNAME`, `KAFKA_PASSWORD`,
+//! `CASSANDRA_USERNAME`, `CASSANDRA_PASSWORD`) and are never logged.
 
 mod bench;
 mod cassandra;
 mod http;
 mod ingest;
 mod kafka;
+mod login;
 mod monitor;
 mod sink;
 mod source;
@@ -31,6 +32,7 @@ pub use kafka::{
     DEAD_LETTER_REASON_LIMIT, DEAD_LETTER_TRUNCATED_HEADER, MAX_MESSAGE_BYTES, SCHEMA_VERSION, UserMessage,
     create_topics, dead_letter_topic, decode, encode, offsets_with, producer,
 };
+pub use login::{Login, SaslMechanism};
 pub use monitor::{Status, status};
 pub use sink::{SIGINT, SIGTERM, SinkOptions, SinkReport, run_sink, shutdown_signal, write_timestamp};
 pub use source::Source;
@@ -54,8 +56,16 @@ pub struct PipelineConfig {
     pub cassandra_nodes: Vec<String>,
     /// Keyspace of the `users` table.
     pub keyspace: String,
-    /// Replication factor of the keyspace when it is created.
+    /// Replication factor of the topics and the keyspace when they are created. Topics get
+    /// `min.insync.replicas` of a majority, and Cassandra reads and writes are at QUORUM, so
+    /// one node of three may die without losing an acknowledged write or blocking the pipeline.
     pub replication_factor: u32,
+    /// Kafka SASL login (`KAFKA_USERNAME`, `KAFKA_PASSWORD`); without one, plaintext and anonymous.
+    pub kafka_login: Option<Login>,
+    /// The SASL mechanism used with `kafka_login`.
+    pub kafka_sasl_mechanism: SaslMechanism,
+    /// Cassandra login (`CASSANDRA_USERNAME`, `CASSANDRA_PASSWORD`).
+    pub cassandra_login: Option<Login>,
     /// Cassandra writes in flight at once in the sink.
     pub concurrency: usize,
     /// Timeout of each Kafka or Cassandra request.
@@ -72,6 +82,9 @@ impl Default for PipelineConfig {
             cassandra_nodes: vec!["127.0.0.1:9042".into()],
             keyspace: "workbench".into(),
             replication_factor: 1,
+            kafka_login: None,
+            kafka_sasl_mechanism: SaslMechanism::default(),
+            cassandra_login: None,
             concurrency: 256,
             request_timeout: Duration::from_secs(30),
         }
@@ -79,6 +92,18 @@ impl Default for PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// Both logins from their environment variables.
+    pub fn with_logins_from_env(mut self) -> Result<Self, PipelineError> {
+        self.kafka_login = Login::from_env("KAFKA_USERNAME", "KAFKA_PASSWORD")?;
+        self.cassandra_login = Login::from_env("CASSANDRA_USERNAME", "CASSANDRA_PASSWORD")?;
+        Ok(self)
+    }
+
+    /// The majority of the replicas: Kafka's `min.insync.replicas` for new topics.
+    pub fn min_insync_replicas(&self) -> u32 {
+        self.replication_factor / 2 + 1
+    }
+
     /// Checks names and sizes before connecting to anything.
     pub fn validate(&self) -> Result<(), PipelineError> {
         let bad = |field: &'static str, message: String| Err(PipelineError::Config { field, message });
@@ -131,11 +156,13 @@ pub enum PipelineError {
     #[error("{field}: {message}")]
     Config { field: &'static str, message: String },
     /// Kafka refused or failed an operation.
-    #[error("kafka ({brokers}): {context}: {source}")]
+    #[error("kafka ({brokers}): {context}: {source}{hint}")]
     Kafka {
         brokers: String,
         context: String,
         source: Box<rdkafka::error::KafkaError>,
+        /// What to check when it is not obvious from `source`.
+        hint: &'static str,
     },
     /// Messages could not be delivered to Kafka.
     #[error("kafka: {failed} of {sent} messages were not delivered; nothing was committed for them")]
