@@ -713,7 +713,7 @@ fn messages_in_topic(config: &PipelineConfig) -> i64 {
 
 /// Messages in `config`'s topic once it holds `expected` (or after 10 s): on a loaded machine a
 /// just-created partition's end offset can be read before it shows the last acknowledged write.
-fn messages_in_topic_settled(config: &PipelineConfig, expected: i64) -> i64 {
+pub(crate) fn messages_in_topic_settled(config: &PipelineConfig, expected: i64) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let messages = messages_in_topic(config);

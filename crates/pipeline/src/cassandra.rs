@@ -176,10 +176,16 @@ impl Store {
             }
         }
         let list = COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
+        // Every statement is idempotent (upserts with an explicit write time, reads), so the
+        // driver may retry it on another replica when a node dies mid-request.
         let prepare = |cql: String| {
             let session = &session;
             let error = error("preparing statements");
-            async move { session.prepare(cql).await.map_err(|e| error(e.into())) }
+            async move {
+                let mut statement = session.prepare(cql).await.map_err(|e| error(e.into()))?;
+                statement.set_is_idempotent(true);
+                Ok::<_, PipelineError>(statement)
+            }
         };
         let insert = prepare(format!(
             "INSERT INTO {ks}.users ({list}) VALUES ({}) USING TIMESTAMP ?",
@@ -229,22 +235,7 @@ impl Store {
     /// kafka_offset, user_id).
     pub async fn scan(&self) -> Result<Vec<UserRecord>, PipelineError> {
         let parts: Vec<Vec<UserRecord>> = stream::iter(token_ranges())
-            .map(|range| async move {
-                let pager = self
-                    .session
-                    .execute_iter(self.scan.clone(), range)
-                    .await
-                    .map_err(|e| self.error("scanning users", e))?;
-                let rows = pager
-                    .rows_stream::<Row>()
-                    .map_err(|e| self.error("reading users", e))?
-                    .try_collect::<Vec<_>>()
-                    .await
-                    .map_err(|e| self.error("reading users", e))?;
-                rows.into_iter()
-                    .map(|row| record_of(row).map_err(|e| self.error("reading users", e)))
-                    .collect::<Result<Vec<_>, _>>()
-            })
+            .map(|range| retried(READ_ATTEMPTS, |_, _| {}, move || self.scan_range(range)))
             .buffer_unordered(SCAN_PARALLELISM)
             .try_collect()
             .await?;
@@ -253,23 +244,73 @@ impl Store {
         Ok(records)
     }
 
+    async fn scan_range(&self, range: (i64, i64)) -> Result<Vec<UserRecord>, PipelineError> {
+        let pager = self
+            .session
+            .execute_iter(self.scan.clone(), range)
+            .await
+            .map_err(|e| self.error("scanning users", e))?;
+        let rows = pager
+            .rows_stream::<Row>()
+            .map_err(|e| self.error("reading users", e))?
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| self.error("reading users", e))?;
+        rows.into_iter()
+            .map(|row| record_of(row).map_err(|e| self.error("reading users", e)))
+            .collect()
+    }
+
     /// Number of rows, counted in parallel over token ranges.
     pub async fn count(&self) -> Result<u64, PipelineError> {
         let counts: Vec<i64> = stream::iter(token_ranges())
-            .map(|range| async move {
-                let result = self
-                    .session
-                    .execute_unpaged(&self.count, range)
-                    .await
-                    .map_err(|e| self.error("counting users", e))?;
-                let rows = result.into_rows_result().map_err(|e| self.error("counting users", e))?;
-                let (n,): (i64,) = rows.single_row().map_err(|e| self.error("counting users", e))?;
-                Ok::<_, PipelineError>(n)
-            })
+            .map(|range| retried(READ_ATTEMPTS, |_, _| {}, move || self.count_range(range)))
             .buffer_unordered(SCAN_PARALLELISM)
             .try_collect()
             .await?;
         Ok(counts.iter().sum::<i64>() as u64)
+    }
+
+    async fn count_range(&self, range: (i64, i64)) -> Result<i64, PipelineError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.count, range)
+            .await
+            .map_err(|e| self.error("counting users", e))?;
+        let rows = result.into_rows_result().map_err(|e| self.error("counting users", e))?;
+        let (n,): (i64,) = rows.single_row().map_err(|e| self.error("counting users", e))?;
+        Ok(n)
+    }
+}
+
+/// Tries of each read of a token range: a node that died but is not yet known to be down can
+/// time a quorum read out, and the next try goes to replicas that answer.
+const READ_ATTEMPTS: u32 = 6;
+
+/// Runs `request` until it succeeds, is [`refused`], or `attempts` tries are spent, waiting
+/// 100 ms before the second try and twice as long before each next one (3.1 s in all for 6
+/// tries). `on_retry` sees each error that is retried and its attempt number.
+pub(crate) async fn retried<T, F, Fut>(
+    attempts: u32,
+    mut on_retry: impl FnMut(&PipelineError, u32),
+    mut request: F,
+) -> Result<T, PipelineError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, PipelineError>>,
+{
+    let mut backoff = std::time::Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(error) if attempt < attempts && !refused(&error) => {
+                on_retry(&error, attempt);
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+            result => return result,
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -21,7 +21,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::cassandra::{Schema, Store, refused};
+use crate::cassandra::{Schema, Store, refused, retried};
 use crate::kafka::{self, RecordProducer, SinkConsumer, create_topics, decode, kafka_error};
 use crate::{PipelineConfig, PipelineError, Progress};
 use contract_rl_core::record::UserRecord;
@@ -164,9 +164,11 @@ pub async fn run_sink(
             }
         }
         let store = &store;
+        let retries = &AtomicU64::new(0);
         let writes = stream::iter(records.values())
             .map(|(record, message)| async move {
-                let written = upsert_with_retry(store, record, write_timestamp(*message), options.write_attempts).await;
+                let timestamp = write_timestamp(*message);
+                let written = upsert_with_retry(store, record, timestamp, options.write_attempts, retries).await;
                 match written {
                     Err(error) if refused(&error) => Ok(Some((*message, error))),
                     other => other.map(|()| None),
@@ -182,6 +184,10 @@ pub async fn run_sink(
         };
         let (written, gathered) = tokio::join!(writes, gather);
         let refusals: Vec<_> = written?.into_iter().flatten().collect();
+        let retried = retries.load(Ordering::Relaxed);
+        if retried > 1 {
+            tracing::warn!(retried, "the batch is written after retrying failed writes");
+        }
         for (message, error) in &refusals {
             let reason = format!("Cassandra refused the write: {error}");
             dead_letter(&mut dead_letters, config, message, &reason, "refused by Cassandra")?;
@@ -266,25 +272,23 @@ async fn next_batch(consumer: &SinkConsumer, options: &SinkOptions) -> Batch {
     Batch { messages, revocations }
 }
 
+/// Upserts with up to `attempts` tries, counting retries in `retries`; only the batch's first
+/// retry is logged as a warning (a node going down fails every write in flight at once).
 async fn upsert_with_retry(
     store: &Store,
     record: &UserRecord,
     timestamp: i64,
     attempts: u32,
+    retries: &AtomicU64,
 ) -> Result<(), PipelineError> {
-    let mut backoff = Duration::from_millis(100);
-    for attempt in 1.. {
-        match store.upsert(record, timestamp).await {
-            Ok(()) => return Ok(()),
-            Err(error) if attempt < attempts && !refused(&error) => {
-                tracing::warn!(%error, attempt, "write failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-            Err(error) => return Err(error),
+    let log = |error: &PipelineError, attempt: u32| {
+        if retries.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(%error, "a write failed; retrying the batch's failed writes");
+        } else {
+            tracing::debug!(%error, attempt, "write failed; retrying");
         }
-    }
-    unreachable!("the loop returns")
+    };
+    retried(attempts, log, || store.upsert(record, timestamp)).await
 }
 
 /// Commits, per partition, the offset after the batch's last message. A failed commit (e.g. a
