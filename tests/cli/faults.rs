@@ -14,7 +14,7 @@ use contract_rl_pipeline::{
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage, Timestamp};
 
 use crate::private::PrivateServices;
@@ -319,10 +319,43 @@ async fn edge_values_keep_every_bit_from_the_topic_to_the_snapshot() {
     }
 }
 
+/// The id of the broker that leads the `__consumer_offsets` partition of `config.group`, i.e.
+/// coordinates the group (Kafka's rule: `Utils.abs` of the group id's Java hash code modulo the
+/// partitions).
+fn group_coordinator(config: &PipelineConfig) -> i32 {
+    let hash = config
+        .group
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(10))
+        .unwrap();
+    let partitions = metadata.topics()[0].partitions();
+    let partition = if hash == i32::MIN {
+        0
+    } else {
+        hash.unsigned_abs() as usize % partitions.len()
+    };
+    partitions.iter().find(|p| p.id() == partition as i32).unwrap().leader()
+}
+
+/// The pid-file name of node `id` of a service (`kafka`, `kafka-2`, ...).
+fn node_name(service: &str, id: i32) -> String {
+    if id == 1 {
+        service.to_owned()
+    } else {
+        format!("{service}-{id}")
+    }
+}
+
 /// On `scripts/services up --nodes 3` (three brokers in one KRaft quorum, three Cassandra nodes;
 /// topics and keyspace at replication factor 3, min.insync.replicas 2, QUORUM writes): kill -9
-/// of one broker while `pipeline` ingests and sinks, then of one Cassandra node while it still
-/// sinks. The pipeline finishes, the topic holds every user once and the table equals it.
+/// of the broker coordinating the sink's group while `pipeline` ingests and sinks, then of one
+/// Cassandra node while it still sinks. The pipeline finishes, the topic holds every user once and the table equals it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_and_a_cassandra_node_killed_mid_pipeline_lose_nothing_and_duplicate_nothing() {
     const USERS: usize = 20_000;
@@ -350,7 +383,9 @@ async fn a_broker_and_a_cassandra_node_killed_mid_pipeline_lose_nothing_and_dupl
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     wait_for_rows(&store, &mut pipeline, 1).await;
-    cluster.kill("kafka-2");
+    // The broker that coordinates the sink's group: its death moves the group's offsets too.
+    let coordinator = group_coordinator(&config);
+    cluster.kill(&node_name("kafka", coordinator));
     wait_for_rows(&store, &mut pipeline, USERS as u64 / 3).await;
     cluster.kill("cassandra-3");
     let status = pipeline.wait().unwrap();

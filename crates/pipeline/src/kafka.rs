@@ -394,6 +394,27 @@ pub fn consumer(config: &PipelineConfig) -> Result<SinkConsumer, PipelineError> 
 /// Per partition: (partition, low watermark, high watermark, committed offset of `group`).
 pub type PartitionOffsets = Vec<(i32, i64, i64, Option<i64>)>;
 
+/// Whether a Kafka error is one a broker failover causes and a later try may not meet.
+pub(crate) fn transient(error: &PipelineError) -> bool {
+    let PipelineError::Kafka { source, .. } = error else {
+        return false;
+    };
+    matches!(
+        source.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+        )
+    )
+}
+
 /// Watermarks of every partition of `topic` and the committed offsets of `config.group`.
 pub fn offsets(config: &PipelineConfig, topic: &str) -> Result<PartitionOffsets, PipelineError> {
     let consumer: rdkafka::consumer::BaseConsumer = client_config(config)

@@ -309,9 +309,24 @@ fn commit(consumer: &SinkConsumer, config: &PipelineConfig, batch: &[OwnedMessag
     }
 }
 
-/// Whether the group's committed offsets reached the end of every partition.
+/// Whether the group's committed offsets reached the end of every partition. Errors a broker
+/// failover causes (the group's coordinator or a partition leader moving) are retried 6 times
+/// with doubling backoff from 100 ms.
 fn caught_up(consumer: &SinkConsumer, config: &PipelineConfig) -> Result<bool, PipelineError> {
-    let offsets = tokio::task::block_in_place(|| kafka::offsets_with(consumer, config, &config.topic))?;
+    let mut backoff = Duration::from_millis(100);
+    let offsets = tokio::task::block_in_place(|| {
+        for _ in 1..6 {
+            match kafka::offsets_with(consumer, config, &config.topic) {
+                Err(error) if kafka::transient(&error) => {
+                    tracing::warn!(%error, "reading offsets failed; retrying");
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                }
+                result => return result,
+            }
+        }
+        kafka::offsets_with(consumer, config, &config.topic)
+    })?;
     Ok(offsets
         .iter()
         .all(|(_, low, high, committed)| high == low || committed.is_some_and(|c| c >= *high)))
