@@ -2,13 +2,18 @@
 //! env steps per second, and tabular Q-learning training steps (act + step + learn) per second.
 //! DQN: one gradient step at batch 64 over thousands of steps, and whole DQN training in env
 //! steps per second. Targets: at least 10 million env steps/s, 5 million Q-learning steps/s and
-//! 6,000 DQN training env steps/s.
+//! 6,000 DQN training env steps/s. The customer-lifetime env: steps per second (target 5
+//! million: every decision is a step, and month ends are paid inside them) and the time of one
+//! bid-price solve (the Lagrangian dual minimised over a cohort).
 
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
 use contract_rl_core::agents::{AgentRng, DqnConfig, QLearning, QLearningConfig};
+use contract_rl_core::env::lifetime::{
+    Capacity, CustomerLifetimeEnv, LifetimeConfig, LifetimeModel, UserView, believed_shift, minimise_dual,
+};
 use contract_rl_core::env::{ContractChoiceEnv, EnvConfig, EnvModel, Split};
 use contract_rl_core::experiment::{Mode, play_episode};
 use contract_rl_dqn::Dqn;
@@ -125,9 +130,65 @@ fn dqn_training_steps(c: &mut Criterion) {
     group.finish();
 }
 
+fn lifetime_model() -> Arc<LifetimeModel> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = LifetimeConfig::load(&root.join("envs/customer-lifetime.toml")).unwrap();
+    let records = snapshot::read(&root.join("data/snapshots/sample.parquet"))
+        .unwrap()
+        .records;
+    Arc::new(LifetimeModel::build(config, &records).unwrap())
+}
+
+fn lifetime_env_steps(c: &mut Criterion) {
+    const STEPS: u64 = 100_000;
+    let mut env = CustomerLifetimeEnv::new(lifetime_model(), Split::Train, 0);
+    let mut group = c.benchmark_group("lifetime_env");
+    group.throughput(Throughput::Elements(STEPS));
+    group.bench_function("step", |b| {
+        b.iter(|| {
+            let (mut obs, _) = env.reset(None);
+            let mut total = 0.0;
+            for i in 0..STEPS as usize {
+                // Cycle through the allowed actions so that offers, stock and budget are used.
+                let action = obs.mask.nth(i % obs.mask.count() as usize).unwrap();
+                let step = env.step(action).unwrap();
+                total += step.reward;
+                obs = if step.terminated { env.reset(None).0 } else { step.obs };
+            }
+            black_box(total)
+        })
+    });
+    group.finish();
+}
+
+fn lifetime_bid_price_solve(c: &mut Criterion) {
+    let mut env = CustomerLifetimeEnv::new(lifetime_model(), Split::Test, 0);
+    env.reset_campaign(0, 0);
+    let model = Arc::clone(env.model());
+    let config = model.config();
+    let views: Vec<(UserView, usize)> = env
+        .cohort()
+        .iter()
+        .zip(env.users())
+        .map(|(&user, u)| (UserView::of(user, u, believed_shift(&model, u)), usize::from(u.arrival)))
+        .collect();
+    let capacity = Capacity {
+        stock: f64::from(config.stock.initial + config.stock.monthly * (config.months as u32 - 1)),
+        budget: config.budget,
+    };
+    let mut group = c.benchmark_group("lifetime_bid_price");
+    group.sample_size(10);
+    group.bench_function("solve_cohort", |b| {
+        b.iter(|| black_box(minimise_dual(&model, &views, capacity, 2)))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     env_steps,
+    lifetime_env_steps,
+    lifetime_bid_price_solve,
     q_learning_steps,
     dqn_gradient_steps,
     dqn_training_steps

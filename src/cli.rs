@@ -52,6 +52,27 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         episodes: usize,
     },
+    /// Play the customer-lifetime env's references (myopic oracle, bid-price policy, upper bound)
+    /// on the test campaigns of a snapshot and compare them.
+    References {
+        /// The env file, e.g. envs/customer-lifetime.toml.
+        env: PathBuf,
+        /// The snapshot to replay.
+        #[arg(long, default_value = "data/snapshots/sample.parquet")]
+        snapshot: PathBuf,
+        /// Test campaigns (cohorts) to play, from the first.
+        #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+        campaigns: usize,
+        /// Replays of each campaign (other latents, acceptances and churn).
+        #[arg(long, default_value_t = 5)]
+        episodes: u64,
+        /// Months between two solves of the bid prices.
+        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+        resolve_months: usize,
+        /// Seed of the first replay.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Read users from the generator (default) or a randomuser-compatible API and produce them to
     /// Kafka; rejected documents go to the dead-letter topic with the reason. Creates the topic
     /// and its dead-letter topic if missing.

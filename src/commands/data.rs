@@ -1,11 +1,12 @@
-//! Commands on data without services: `generate` and `check-env`.
+//! Commands on data without services: `generate`, `check-env` and `references`.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use contract_rl_core::env::{EnvConfig, EnvModel, check_env as checks};
+use contract_rl_core::env::lifetime::{LifetimeConfig, LifetimeModel, ReferenceReturns, evaluate_references};
+use contract_rl_core::env::{EnvConfig, EnvModel, Split, check_env as checks};
 use contract_rl_core::source::{Generator, generate_records};
 use contract_rl_parquet::snapshot::{self, Producer};
 
@@ -49,4 +50,72 @@ pub fn check_env(env: &Path, snapshot: &Path, episodes: usize) -> anyhow::Result
     } else {
         ExitCode::from(3)
     })
+}
+
+/// `references`: the customer-lifetime references on the test campaigns, each as its mean
+/// return with a 95% interval over the replays and as a share of the bound and of the bid-price
+/// policy.
+pub fn references(
+    env: &Path,
+    snapshot: &Path,
+    campaigns: usize,
+    episodes: u64,
+    resolve_months: usize,
+    seed: u64,
+) -> anyhow::Result<ExitCode> {
+    let config = LifetimeConfig::load(env)?;
+    let records = snapshot::read(snapshot)?.records;
+    let model = Arc::new(LifetimeModel::build(config, &records).with_context(|| snapshot.display().to_string())?);
+    let available = model.campaigns(Split::Test);
+    if campaigns > available {
+        anyhow::bail!(
+            "--campaigns: the test split of {} has {available} campaigns of {} users; ask for at most {available}",
+            snapshot.display(),
+            model.config().cohort
+        );
+    }
+    let start = std::time::Instant::now();
+    let runs = evaluate_references(&model, Split::Test, campaigns, episodes, seed, resolve_months);
+    let seconds = start.elapsed().as_secs_f64();
+    let of = |f: fn(&ReferenceReturns) -> f64| {
+        let values: Vec<f64> = runs.iter().map(f).collect();
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
+        (mean, 1.96 * sd / n.sqrt())
+    };
+    let rows = [
+        (
+            "myopic oracle",
+            "the latents and the response model; not churn, fatigue or scarcity",
+            of(|r| r.myopic),
+        ),
+        (
+            "bid-price",
+            "the models; latents only through each user's history",
+            of(|r| r.bid_price),
+        ),
+        (
+            "upper bound",
+            "everything; the relaxation of stock and budget",
+            of(|r| r.bound),
+        ),
+    ];
+    let (bound, bid_price) = (rows[2].2.0, rows[1].2.0);
+    println!(
+        "{} test campaigns × {episodes} replays of {} users over {} months ({seconds:.1} s)",
+        campaigns,
+        model.config().cohort,
+        model.config().months
+    );
+    println!("| reference | mean return | 95% interval | % of bound | % of bid-price | knows |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for (name, knows, (mean, half)) in rows {
+        println!(
+            "| {name} | {mean:.0} | ± {half:.0} | {:.1} | {:.1} | {knows} |",
+            100.0 * mean / bound,
+            100.0 * mean / bid_price
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

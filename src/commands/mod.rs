@@ -20,6 +20,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             snapshot,
             episodes,
         } => data::check_env(&env, &snapshot, episodes),
+        Command::References {
+            env,
+            snapshot,
+            campaigns,
+            episodes,
+            resolve_months,
+            seed,
+        } => data::references(&env, &snapshot, campaigns, episodes, resolve_months, seed),
         Command::Run { config, out, snapshot } => experiment::run(&config, out, snapshot.as_deref(), quiet),
         Command::Ingest { users, services } => services::ingest(&users, &services, quiet),
         Command::Sink {

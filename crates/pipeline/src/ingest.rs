@@ -2,7 +2,7 @@
 //! `user_id`; rejected documents → `users_created.dlq` with the reason. The producer is
 //! flushed before returning, and any undelivered message is an error.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +29,9 @@ pub struct IngestReport {
     pub short_pages: u64,
     /// Wall-clock seconds, flush included.
     pub seconds: f64,
+    /// Per partition of the topic, the offset after the last record delivered (where a sink
+    /// has caught up with this ingest).
+    pub ends: BTreeMap<i32, i64>,
 }
 
 impl std::fmt::Display for IngestReport {
@@ -156,6 +159,7 @@ pub async fn ingest(
             source_exhausted,
             short_pages,
             seconds: start.elapsed().as_secs_f64(),
+            ends: producer.ends(),
         })
     })
     .await

@@ -1,6 +1,8 @@
 //! Kafka: topic creation, the idempotent producer, the sink's consumer, the message format
 //! (`schemas/users_created.v1.schema.json`) and offsets for monitoring.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, Stre
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::{PipelineConfig, PipelineError};
@@ -205,11 +207,13 @@ pub async fn create_topics(config: &PipelineConfig) -> Result<(), PipelineError>
     Ok(())
 }
 
-/// Counts deliveries reported by librdkafka.
+/// Counts deliveries reported by librdkafka, and per topic and partition the offset after the
+/// last delivered message.
 #[derive(Debug, Default)]
 pub struct DeliveryCounter {
     delivered: AtomicU64,
     failed: AtomicU64,
+    ends: Mutex<HashMap<String, BTreeMap<i32, i64>>>,
 }
 
 impl ClientContext for DeliveryCounter {}
@@ -219,7 +223,16 @@ impl ProducerContext for DeliveryCounter {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => self.delivered.fetch_add(1, Ordering::Relaxed),
+            Ok(message) => {
+                let mut ends = self.ends.lock().expect("no panic while holding it");
+                let topic = match ends.get_mut(message.topic()) {
+                    Some(topic) => topic,
+                    None => ends.entry(message.topic().to_owned()).or_default(),
+                };
+                let end = topic.entry(message.partition()).or_default();
+                *end = (*end).max(message.offset() + 1);
+                self.delivered.fetch_add(1, Ordering::Relaxed)
+            }
             Err((error, _)) => {
                 tracing::error!(%error, "message not delivered");
                 self.failed.fetch_add(1, Ordering::Relaxed)
@@ -297,6 +310,12 @@ impl RecordProducer {
             .payload(&payload[..payload.len().min(DEAD_LETTER_PAYLOAD_LIMIT)])
             .headers(headers);
         enqueue(&self.producer, &mut self.sent, record)
+    }
+
+    /// Per partition of the record topic, the offset after the last message delivered.
+    pub fn ends(&self) -> BTreeMap<i32, i64> {
+        let ends = self.producer.context().ends.lock().expect("no panic while holding it");
+        ends.get(&self.topic).cloned().unwrap_or_default()
     }
 
     /// Waits until every queued message is delivered or failed; fails if any failed.

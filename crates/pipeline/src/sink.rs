@@ -10,9 +10,9 @@
 //! partitions were revoked is dropped, not written. From the command line, SIGINT and SIGTERM
 //! stop it between batches.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -31,9 +31,10 @@ use contract_rl_core::record::UserRecord;
 pub struct SinkOptions {
     /// Exit once the group's committed offsets reach the end of every partition.
     pub until_caught_up: bool,
-    /// With `until_caught_up`, catching up counts only once this is set: the end of an ingest
-    /// that runs at the same time (see [`crate::ingest_and_sink`]).
-    pub ingest_done: Option<Arc<AtomicBool>>,
+    /// With `until_caught_up`: where an ingest that runs at the same time ended (see
+    /// [`crate::ingest_and_sink`]); catching up means reaching these offsets once they are
+    /// set. Without it, catching up means reaching the end of every partition.
+    pub ingest_end: Option<Arc<OnceLock<BTreeMap<i32, i64>>>>,
     /// Most messages per batch.
     pub batch_size: usize,
     /// Longest wait for a batch to fill.
@@ -46,7 +47,7 @@ impl Default for SinkOptions {
     fn default() -> Self {
         Self {
             until_caught_up: false,
-            ingest_done: None,
+            ingest_end: None,
             batch_size: 5000,
             batch_wait: Duration::from_millis(200),
             write_attempts: 6,
@@ -129,11 +130,9 @@ pub async fn run_sink(
                     "dropped a batch read before a rebalance; its partitions are read again from their commits"
                 );
             } else if options.until_caught_up
-                && options
-                    .ingest_done
-                    .as_ref()
-                    .is_none_or(|done| done.load(Ordering::SeqCst))
-                && caught_up(&consumer, config)?
+                && let ends = options.ingest_end.as_ref().map(|end| end.get())
+                && ends.is_none_or(|set| set.is_some())
+                && caught_up(&consumer, config, ends.flatten())?
             {
                 break;
             }
@@ -309,10 +308,16 @@ fn commit(consumer: &SinkConsumer, config: &PipelineConfig, batch: &[OwnedMessag
     }
 }
 
-/// Whether the group's committed offsets reached the end of every partition. Errors a broker
+/// Whether the group's committed offsets reached `ends`, or without them the end of every
+/// partition (a high watermark read during a leader's failover can lag behind what was
+/// acknowledged, so an ingest's own delivery offsets are the sure end). Errors a broker
 /// failover causes (the group's coordinator or a partition leader moving) are retried 6 times
 /// with doubling backoff from 100 ms.
-fn caught_up(consumer: &SinkConsumer, config: &PipelineConfig) -> Result<bool, PipelineError> {
+fn caught_up(
+    consumer: &SinkConsumer,
+    config: &PipelineConfig,
+    ends: Option<&BTreeMap<i32, i64>>,
+) -> Result<bool, PipelineError> {
     let mut backoff = Duration::from_millis(100);
     let offsets = tokio::task::block_in_place(|| {
         for _ in 1..6 {
@@ -327,9 +332,16 @@ fn caught_up(consumer: &SinkConsumer, config: &PipelineConfig) -> Result<bool, P
         }
         kafka::offsets_with(consumer, config, &config.topic)
     })?;
-    Ok(offsets
-        .iter()
-        .all(|(_, low, high, committed)| high == low || committed.is_some_and(|c| c >= *high)))
+    Ok(match ends {
+        Some(ends) => ends.iter().all(|(partition, end)| {
+            offsets
+                .iter()
+                .any(|(p, _, _, committed)| p == partition && committed.is_some_and(|c| c >= *end))
+        }),
+        None => offsets
+            .iter()
+            .all(|(_, low, high, committed)| high == low || committed.is_some_and(|c| c >= *high)),
+    })
 }
 
 /// Now, at the millisecond precision Cassandra stores.

@@ -2,8 +2,7 @@
 //! up with the ingest's end, then export the table to a snapshot, with one report of the whole.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use contract_rl_parquet::SnapshotManifest;
@@ -98,18 +97,19 @@ pub async fn ingest_and_sink(
 ) -> Result<(IngestReport, SinkReport), PipelineError> {
     // Topics first, so the sink's subscription finds them from its start.
     create_topics(config).await?;
-    let done = Arc::new(AtomicBool::new(false));
+    let end = Arc::new(OnceLock::new());
     let producing = tokio::spawn({
-        let (config, source, progress, done) = (config.clone(), source.clone(), progress.0.clone(), done.clone());
+        let (config, source, progress, end) = (config.clone(), source.clone(), progress.0.clone(), end.clone());
         async move {
             let ingested = ingest(&config, &source, users, page_size, &progress, shutdown_signal()).await;
-            done.store(true, Ordering::SeqCst);
+            // A failed ingest has nothing more to wait for: the sink stops, the error is returned.
+            end.get_or_init(|| ingested.as_ref().map(|i| i.ends.clone()).unwrap_or_default());
             ingested
         }
     });
     let options = SinkOptions {
         until_caught_up: true,
-        ingest_done: Some(done),
+        ingest_end: Some(end),
         ..SinkOptions::default()
     };
     let sunk = run_sink(config, &options, progress.1, shutdown_signal()).await;

@@ -137,14 +137,7 @@ impl EnvConfig {
 
     /// The region index of each nat code, in [`NATIONALITIES`] order.
     pub fn region_of_nat(&self) -> [usize; NATIONALITIES.len()] {
-        let mut regions = [0; NATIONALITIES.len()];
-        for (r, nats) in self.regions.values().enumerate() {
-            for nat in nats {
-                let i = NATIONALITIES.iter().position(|n| n == nat).expect("validated");
-                regions[i] = r;
-            }
-        }
-        regions
+        region_of_nat(&self.regions)
     }
 
     /// Checks every rule a parsed file must also satisfy; `file` is named in errors.
@@ -170,17 +163,8 @@ impl EnvConfig {
                 ),
             );
         }
-        let s = &self.standardise;
-        for (field, value) in [
-            ("standardise.age_std_years", s.age_std_years),
-            ("standardise.seniority_std_years", s.seniority_std_years),
-            ("standardise.tz_offset_scale_hours", s.tz_offset_scale_hours),
-        ] {
-            if !(value > 0.0 && value.is_finite()) {
-                return bad(field, format!("must be a positive number, got {value}"));
-            }
-        }
-        self.validate_regions(file)?;
+        validate_standardise(file, &self.standardise)?;
+        validate_regions(file, &self.regions)?;
         let b = &self.state;
         increasing(file, "state.age_edges_years", &b.age_edges_years, None)?;
         increasing(file, "state.seniority_edges_years", &b.seniority_edges_years, None)?;
@@ -223,45 +207,6 @@ impl EnvConfig {
         .try_fold(1usize, usize::checked_mul)
     }
 
-    fn validate_regions(&self, file: &Path) -> Result<(), ConfigError> {
-        if self.regions.is_empty() {
-            return Err(ConfigError::invalid(file, "regions", "at least one region is needed"));
-        }
-        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-        for (region, nats) in &self.regions {
-            for nat in nats {
-                let field = format!("regions.{region}");
-                if !NATIONALITIES.contains(&nat.as_str()) {
-                    return Err(ConfigError::invalid(
-                        file,
-                        field,
-                        format!("unknown nat {nat:?}; allowed: {}", NATIONALITIES.join(", ")),
-                    ));
-                }
-                if let Some(other) = seen.insert(nat, region) {
-                    return Err(ConfigError::invalid(
-                        file,
-                        field,
-                        format!("{nat} is already in region {other}"),
-                    ));
-                }
-            }
-        }
-        let missing: Vec<&str> = NATIONALITIES
-            .iter()
-            .copied()
-            .filter(|n| !seen.contains_key(n))
-            .collect();
-        if !missing.is_empty() {
-            return Err(ConfigError::invalid(
-                file,
-                "regions",
-                format!("every nat needs a region; missing: {}", missing.join(", ")),
-            ));
-        }
-        Ok(())
-    }
-
     fn validate_contracts(&self, file: &Path) -> Result<(), ConfigError> {
         if self.contracts.is_empty() {
             return Err(ConfigError::invalid(
@@ -280,7 +225,7 @@ impl EnvConfig {
                 ),
             ));
         }
-        let feature_names = features::names(self);
+        let feature_names = features::names(&self.regions);
         for (i, c) in self.contracts.iter().enumerate() {
             let field = |name: &str| format!("contracts[{i}].{name}");
             let bad = |name: &str, message: String| Err(ConfigError::invalid(file, field(name), message));
@@ -324,21 +269,7 @@ impl EnvConfig {
             {
                 return bad("max_age_years", format!("{hi} is below min_age_years {lo}"));
             }
-            if !c.response.bias.is_finite() {
-                return bad("response.bias", "must be finite".into());
-            }
-            for (name, value) in &c.response.coefficients {
-                let coef_field = format!("response.coefficients.{name}");
-                if !feature_names.contains(name) {
-                    return bad(
-                        &coef_field,
-                        format!("unknown feature; allowed: {}", feature_names.join(", ")),
-                    );
-                }
-                if !value.is_finite() {
-                    return bad(&coef_field, "must be finite".into());
-                }
-            }
+            validate_response(file, &field("response"), &c.response, &feature_names)?;
         }
         let fallback = self
             .contracts
@@ -355,7 +286,109 @@ impl EnvConfig {
     }
 }
 
-fn increasing(file: &Path, field: &str, edges: &[f64], open_range: Option<(f64, f64)>) -> Result<(), ConfigError> {
+/// The region index of each nat code of validated `regions`, in [`NATIONALITIES`] order.
+pub(super) fn region_of_nat(regions: &BTreeMap<String, Vec<String>>) -> [usize; NATIONALITIES.len()] {
+    let mut of_nat = [0; NATIONALITIES.len()];
+    for (r, nats) in regions.values().enumerate() {
+        for nat in nats {
+            let i = NATIONALITIES.iter().position(|n| n == nat).expect("validated");
+            of_nat[i] = r;
+        }
+    }
+    of_nat
+}
+
+/// Checks that the standardisation scales are positive.
+pub(super) fn validate_standardise(file: &Path, s: &Standardise) -> Result<(), ConfigError> {
+    for (field, value) in [
+        ("standardise.age_std_years", s.age_std_years),
+        ("standardise.seniority_std_years", s.seniority_std_years),
+        ("standardise.tz_offset_scale_hours", s.tz_offset_scale_hours),
+    ] {
+        if !(value > 0.0 && value.is_finite()) {
+            return Err(ConfigError::invalid(
+                file,
+                field,
+                format!("must be a positive number, got {value}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a response model at `field`: a finite bias, and finite coefficients of features in
+/// `feature_names` only.
+pub(super) fn validate_response(
+    file: &Path,
+    field: &str,
+    response: &Response,
+    feature_names: &[String],
+) -> Result<(), ConfigError> {
+    if !response.bias.is_finite() {
+        return Err(ConfigError::invalid(file, format!("{field}.bias"), "must be finite"));
+    }
+    for (name, value) in &response.coefficients {
+        let coef_field = format!("{field}.coefficients.{name}");
+        if !feature_names.contains(name) {
+            return Err(ConfigError::invalid(
+                file,
+                coef_field,
+                format!("unknown feature; allowed: {}", feature_names.join(", ")),
+            ));
+        }
+        if !value.is_finite() {
+            return Err(ConfigError::invalid(file, coef_field, "must be finite"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `regions` group every nat code exactly once.
+pub(super) fn validate_regions(file: &Path, regions: &BTreeMap<String, Vec<String>>) -> Result<(), ConfigError> {
+    if regions.is_empty() {
+        return Err(ConfigError::invalid(file, "regions", "at least one region is needed"));
+    }
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (region, nats) in regions {
+        for nat in nats {
+            let field = format!("regions.{region}");
+            if !NATIONALITIES.contains(&nat.as_str()) {
+                return Err(ConfigError::invalid(
+                    file,
+                    field,
+                    format!("unknown nat {nat:?}; allowed: {}", NATIONALITIES.join(", ")),
+                ));
+            }
+            if let Some(other) = seen.insert(nat, region) {
+                return Err(ConfigError::invalid(
+                    file,
+                    field,
+                    format!("{nat} is already in region {other}"),
+                ));
+            }
+        }
+    }
+    let missing: Vec<&str> = NATIONALITIES
+        .iter()
+        .copied()
+        .filter(|n| !seen.contains_key(n))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ConfigError::invalid(
+            file,
+            "regions",
+            format!("every nat needs a region; missing: {}", missing.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn increasing(
+    file: &Path,
+    field: &str,
+    edges: &[f64],
+    open_range: Option<(f64, f64)>,
+) -> Result<(), ConfigError> {
     if let Some(e) = edges.iter().find(|e| !e.is_finite()) {
         return Err(ConfigError::invalid(file, field, format!("edge {e} is not finite")));
     }

@@ -240,7 +240,7 @@ impl EnvModel {
     /// Precomputes everything the env needs from a validated config and a snapshot's records.
     pub fn build(config: EnvConfig, records: &[UserRecord]) -> Result<Self, EnvError> {
         let n_actions = config.contracts.len();
-        let feature_names = features::names(&config);
+        let feature_names = features::names(&config.regions);
         let n_features = feature_names.len();
         let region_of_nat = config.region_of_nat();
         let b = &config.state;
@@ -266,7 +266,7 @@ impl EnvModel {
         let mut splits = [Vec::new(), Vec::new(), Vec::new()];
         for (row, user) in records.iter().enumerate() {
             let x = &mut features[row * n_features..(row + 1) * n_features];
-            let region = features::user_features(&config, &region_of_nat, user, x);
+            let region = features::user_features(&config.standardise, &region_of_nat, user, x);
             let mut mask = 0u16;
             for (a, c) in config.contracts.iter().enumerate() {
                 let logit = c.response.bias + coefficients[a].iter().zip(x.iter()).map(|(w, v)| w * v).sum::<f64>();

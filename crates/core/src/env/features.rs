@@ -9,22 +9,23 @@
 //! | `tz_offset`     | UTC offset in hours / tz_offset_scale_hours          |
 //! | `region.<name>` | 1 if the user's nat is in that region, else 0       |
 
-use super::config::EnvConfig;
+use std::collections::BTreeMap;
+
+use super::config::Standardise;
 use crate::record::{NATIONALITIES, UserRecord};
 
-/// Names of the user features, in the order of [`user_features`].
-pub fn names(config: &EnvConfig) -> Vec<String> {
+/// Names of the user features, in the order of [`user_features`], for an env's `regions`.
+pub fn names(regions: &BTreeMap<String, Vec<String>>) -> Vec<String> {
     ["age", "age_sq", "seniority", "female", "tz_offset"]
         .into_iter()
         .map(str::to_owned)
-        .chain(config.regions.keys().map(|r| format!("region.{r}")))
+        .chain(regions.keys().map(|r| format!("region.{r}")))
         .collect()
 }
 
-/// Writes the features of `user` into `out` (length `names(config).len()`), returning the
+/// Writes the features of `user` into `out` (length `names(regions).len()`), returning the
 /// user's region index.
-pub fn user_features(config: &EnvConfig, region_of_nat: &[usize], user: &UserRecord, out: &mut [f64]) -> usize {
-    let s = &config.standardise;
+pub fn user_features(s: &Standardise, region_of_nat: &[usize], user: &UserRecord, out: &mut [f64]) -> usize {
     let age = (f64::from(user.age) - s.age_mean_years) / s.age_std_years;
     out[0] = age;
     out[1] = age * age;

@@ -6,6 +6,7 @@ mod checker;
 mod config;
 mod contract_choice;
 pub mod features;
+pub mod lifetime;
 
 pub use checker::{Check, check_env};
 pub use config::{ContractConfig, EnvConfig, MAX_CONTRACTS, MAX_DENSE, Response, Standardise, StateBuckets};
