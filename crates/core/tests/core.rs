@@ -23,7 +23,7 @@ const CAMPAIGNS: usize = 50;
 fn held_out(agent: &mut dyn Agent) -> Vec<EpisodeStats> {
     let model = support::sample_model();
     evaluate(
-        &model,
+        &model.into(),
         agent,
         &mut AgentRng::seed_from_u64(0),
         Split::Test,
@@ -411,8 +411,9 @@ fn agents_that_do_not_learn_record_no_diagnostics() {
 #[test]
 fn the_online_oracle_sits_between_the_myopic_oracle_and_the_hindsight_optimum() {
     let model = support::sample_model();
+    let kind = Arc::clone(&model).into();
     let campaigns = |agent: &mut dyn Agent| {
-        evaluate(&model, agent, &mut AgentRng::seed_from_u64(0), Split::Test, 200, 5)
+        evaluate(&kind, agent, &mut AgentRng::seed_from_u64(0), Split::Test, 200, 5)
             .iter()
             .map(|s| s.expected_return)
             .collect::<Vec<f64>>()

@@ -420,11 +420,11 @@ mod tests {
         let mut agent = train(&model, small_config(), 1, 400);
         let mut rng = AgentRng::seed_from_u64(0);
         let mut oracle = MyopicOracle::new(Arc::clone(&model));
-        let learned: f64 = evaluate(&model, &mut agent, &mut rng, Split::Test, 20, 5)
+        let learned: f64 = evaluate(&Arc::clone(&model).into(), &mut agent, &mut rng, Split::Test, 20, 5)
             .iter()
             .map(|s| s.expected_return)
             .sum();
-        let best: f64 = evaluate(&model, &mut oracle, &mut rng, Split::Test, 20, 5)
+        let best: f64 = evaluate(&Arc::clone(&model).into(), &mut oracle, &mut rng, Split::Test, 20, 5)
             .iter()
             .map(|s| s.expected_return)
             .sum();

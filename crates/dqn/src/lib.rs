@@ -4,10 +4,8 @@
 mod dqn;
 mod replay;
 
-use std::sync::Arc;
-
 use contract_rl_core::agents::{Agent, AgentConfig, AgentError, AgentFactory, AgentRng, CoreAgents, DqnConfig};
-use contract_rl_core::env::EnvModel;
+use contract_rl_core::env::{EnvKind, Spaces};
 use rand::SeedableRng;
 
 pub use dqn::{CHECKPOINT_EXTENSION, Dqn, QNetwork};
@@ -18,10 +16,10 @@ pub use replay::{Batch, ReplayBuffer};
 pub struct DqnAgents;
 
 impl DqnAgents {
-    /// A DQN for `model`'s env; with a `checkpoint`, loaded from it. It sees only the sizes of
-    /// the env's observations and actions, never the model.
-    fn dqn(config: &DqnConfig, model: &EnvModel, total_steps: u64, rng: &mut AgentRng) -> Result<Dqn, AgentError> {
-        let mut agent = Dqn::new(config.clone(), model.dense_len(), model.n_actions(), total_steps, rng);
+    /// A DQN for an env of `spaces`; with a `checkpoint`, loaded from it. It sees only the sizes
+    /// of the env's observations and actions, never the model.
+    fn dqn(config: &DqnConfig, spaces: Spaces, total_steps: u64, rng: &mut AgentRng) -> Result<Dqn, AgentError> {
+        let mut agent = Dqn::new(config.clone(), spaces.dense_len, spaces.n_actions, total_steps, rng);
         if let Some(path) = &config.checkpoint {
             agent.load(path).map_err(|e| AgentError::Checkpoint {
                 path: path.clone(),
@@ -35,26 +33,26 @@ impl DqnAgents {
 impl AgentFactory for DqnAgents {
     /// A DQN with a checkpoint is loaded once here, so a missing, corrupt or mismatched file
     /// stops the experiment before any run starts.
-    fn check(&self, config: &AgentConfig, model: &Arc<EnvModel>) -> Result<(), AgentError> {
+    fn check(&self, config: &AgentConfig, env: &EnvKind) -> Result<(), AgentError> {
         match config {
             AgentConfig::Dqn(c) if c.checkpoint.is_some() => {
-                Self::dqn(c, model, 1, &mut AgentRng::seed_from_u64(0)).map(drop)
+                Self::dqn(c, env.spaces(), 1, &mut AgentRng::seed_from_u64(0)).map(drop)
             }
             AgentConfig::Dqn(_) => Ok(()),
-            other => CoreAgents.check(other, model),
+            other => CoreAgents.check(other, env),
         }
     }
 
     fn build(
         &self,
         config: &AgentConfig,
-        model: &Arc<EnvModel>,
+        env: &EnvKind,
         total_steps: u64,
         rng: &mut AgentRng,
     ) -> Result<Box<dyn Agent>, AgentError> {
         match config {
-            AgentConfig::Dqn(c) => Ok(Box::new(Self::dqn(c, model, total_steps, rng)?)),
-            other => CoreAgents.build(other, model, total_steps, rng),
+            AgentConfig::Dqn(c) => Ok(Box::new(Self::dqn(c, env.spaces(), total_steps, rng)?)),
+            other => CoreAgents.build(other, env, total_steps, rng),
         }
     }
 }

@@ -25,7 +25,7 @@ pub use online_oracle::OnlineOracle;
 pub use oracles::{HindsightOracle, MyopicOracle, optimal_assignment};
 pub use q_learning::{QLearning, QLearningConfig, StepSize};
 
-use crate::env::{EnvModel, Observation, ResetInfo};
+use crate::env::{EnvKind, Observation, ResetInfo};
 
 /// The random generator every agent draws from.
 pub type AgentRng = rand_chacha::ChaCha8Rng;
@@ -152,6 +152,16 @@ pub enum AgentError {
         path: PathBuf,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The agent reads a model the env kind does not have.
+    #[error(
+        "agents of kind {kind:?} are defined on the contract-choice env only (they read its model); the {env} env reports its own references instead"
+    )]
+    WrongEnv {
+        /// The agent kind.
+        kind: &'static str,
+        /// The env kind.
+        env: &'static str,
+    },
     /// A trained agent could not be saved.
     #[error("saving {path}: {source}")]
     Save {
@@ -165,14 +175,15 @@ pub enum AgentError {
 pub trait AgentFactory: Sync {
     /// Checks what can be checked before any work (e.g. that a checkpoint loads into the
     /// configured network).
-    fn check(&self, config: &AgentConfig, model: &Arc<EnvModel>) -> Result<(), AgentError>;
+    fn check(&self, config: &AgentConfig, env: &EnvKind) -> Result<(), AgentError>;
 
-    /// Builds the agent for a training run of `total_steps` env steps on `model`'s env; initial
-    /// weights are drawn from `rng`. Only oracles may keep `model`.
+    /// Builds the agent for a training run of `total_steps` env steps on `env`; initial
+    /// weights are drawn from `rng`. Learners see only the env's [`crate::env::Spaces`]; only
+    /// oracles and baselines may keep its model.
     fn build(
         &self,
         config: &AgentConfig,
-        model: &Arc<EnvModel>,
+        env: &EnvKind,
         total_steps: u64,
         rng: &mut AgentRng,
     ) -> Result<Box<dyn Agent>, AgentError>;
@@ -183,35 +194,55 @@ pub trait AgentFactory: Sync {
 pub struct CoreAgents;
 
 impl AgentFactory for CoreAgents {
-    fn check(&self, config: &AgentConfig, _model: &Arc<EnvModel>) -> Result<(), AgentError> {
+    fn check(&self, config: &AgentConfig, env: &EnvKind) -> Result<(), AgentError> {
         match config {
             AgentConfig::Dqn(_) => Err(dqn_unavailable()),
-            _ => Ok(()),
+            other => contract_choice_model(other, env).map(drop),
         }
     }
 
     fn build(
         &self,
         config: &AgentConfig,
-        model: &Arc<EnvModel>,
+        env: &EnvKind,
         total_steps: u64,
         _rng: &mut AgentRng,
     ) -> Result<Box<dyn Agent>, AgentError> {
+        let model = || contract_choice_model(config, env).map(|m| Arc::clone(m.expect("a model for this kind")));
+        let spaces = env.spaces();
         Ok(match config {
             AgentConfig::Random { .. } => Box::new(RandomAgent),
-            AgentConfig::BestSingle { .. } => Box::new(BestSingleContract::new(model)),
-            AgentConfig::MyopicOracle { .. } => Box::new(MyopicOracle::new(Arc::clone(model))),
-            AgentConfig::OnlineOracle { .. } => Box::new(OnlineOracle::new(Arc::clone(model))),
-            AgentConfig::HindsightOracle { .. } => Box::new(HindsightOracle::new(Arc::clone(model))),
+            AgentConfig::BestSingle { .. } => Box::new(BestSingleContract::new(&*model()?)),
+            AgentConfig::MyopicOracle { .. } => Box::new(MyopicOracle::new(model()?)),
+            AgentConfig::OnlineOracle { .. } => Box::new(OnlineOracle::new(model()?)),
+            AgentConfig::HindsightOracle { .. } => Box::new(HindsightOracle::new(model()?)),
             AgentConfig::QLearning(c) => Box::new(QLearning::new(
                 c.clone(),
-                model.n_states(),
-                model.n_actions(),
+                spaces.n_states,
+                spaces.n_actions,
                 total_steps,
             )),
             AgentConfig::Dqn(_) => return Err(dqn_unavailable()),
         })
     }
+}
+
+/// The contract-choice model for agents that read it (`None` for those that do not), or
+/// [`AgentError::WrongEnv`] when `env` is another kind.
+fn contract_choice_model<'a>(
+    config: &AgentConfig,
+    env: &'a EnvKind,
+) -> Result<Option<&'a Arc<crate::env::EnvModel>>, AgentError> {
+    let kind = match config {
+        AgentConfig::BestSingle { .. } => "best_single",
+        AgentConfig::MyopicOracle { .. } => "myopic_oracle",
+        AgentConfig::OnlineOracle { .. } => "online_oracle",
+        AgentConfig::HindsightOracle { .. } => "hindsight_oracle",
+        _ => return Ok(None),
+    };
+    env.contract_choice()
+        .map(Some)
+        .ok_or(AgentError::WrongEnv { kind, env: env.name() })
 }
 
 fn dqn_unavailable() -> AgentError {

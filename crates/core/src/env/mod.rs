@@ -1,11 +1,13 @@
-//! The contract-choice environment: its file format ([`EnvConfig`]), user features, the env
-//! itself with Gymnasium semantics, and the checker. The env knows records, never Kafka or
+//! The envs: contract choice (its file format [`EnvConfig`], the env with Gymnasium semantics,
+//! the checker), customer lifetime ([`lifetime`]), the user features they share, and what the
+//! rollout loop needs of any kind ([`Env`], [`EnvKind`]). Envs know records, never Kafka or
 //! Parquet: the caller reads the snapshot and hands over its records.
 
 mod checker;
 mod config;
 mod contract_choice;
 pub mod features;
+mod kind;
 pub mod lifetime;
 
 pub use checker::{Check, check_env};
@@ -13,3 +15,4 @@ pub use config::{ContractConfig, EnvConfig, MAX_CONTRACTS, MAX_DENSE, Response, 
 pub use contract_choice::{
     ActionMask, ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step, StepInfo, split_of,
 };
+pub use kind::{Env, EnvKind, Spaces};

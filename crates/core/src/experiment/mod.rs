@@ -24,7 +24,7 @@ use crate::agents::{
     Agent, AgentConfig, AgentError, AgentFactory, AgentRng, Diagnostics, HindsightOracle, MyopicOracle, OnlineOracle,
 };
 use crate::config::ConfigError;
-use crate::env::{ContractChoiceEnv, EnvConfig, EnvError, EnvModel, Split};
+use crate::env::{EnvConfig, EnvError, EnvKind, EnvModel, Split};
 use crate::record::UserRecord;
 use crate::report::stats::mean;
 use crate::report::{FinalEval, References, Summary};
@@ -146,6 +146,7 @@ pub struct Results {
 pub struct Experiment {
     config: ExperimentConfig,
     model: Arc<EnvModel>,
+    kind: EnvKind,
     /// The references on the validation and the test campaigns.
     references: [ReferenceReturns; 2],
 }
@@ -172,8 +173,9 @@ impl Experiment {
             source,
         })?;
         let model = Arc::new(model);
+        let kind = EnvKind::from(Arc::clone(&model));
         for (index, agent) in config.agents.iter().enumerate() {
-            factory.check(agent, &model).map_err(|source| ExperimentError::Agent {
+            factory.check(agent, &kind).map_err(|source| ExperimentError::Agent {
                 file: file.to_owned(),
                 index,
                 agent: agent.name(),
@@ -184,6 +186,7 @@ impl Experiment {
         Ok(Self {
             config,
             model,
+            kind,
             references,
         })
     }
@@ -252,15 +255,15 @@ impl Experiment {
         let total_steps = episodes * self.model.episode_len() as u64;
         let mut rng = AgentRng::seed_from_u64(derive_seed(&name, seed, "agent"));
         let mut agent = factory
-            .build(config, &self.model, total_steps, &mut rng)
+            .build(config, &self.kind, total_steps, &mut rng)
             .expect("agents are checked when the experiment is built");
-        let mut env = ContractChoiceEnv::new(Arc::clone(&self.model), Split::Train, derive_seed(&name, seed, "env"));
+        let mut env = self.kind.make(Split::Train, derive_seed(&name, seed, "env"));
         let eval = &self.config.evaluation;
         let evaluate_now = |agent: &mut dyn Agent, split: Split, episode: u64, step: u64| {
             let stream = format!("eval/{}/{episode}", split.name());
             let mut eval_rng = AgentRng::seed_from_u64(derive_seed(&name, seed, &stream));
             let (campaigns, traces) =
-                evaluate_traced(&self.model, agent, &mut eval_rng, split, eval.episodes, eval.seed);
+                evaluate_traced(&self.kind, agent, &mut eval_rng, split, eval.episodes, eval.seed);
             EvalPoint {
                 split,
                 episode,
@@ -275,7 +278,7 @@ impl Experiment {
         let every = self.config.diagnostics.every_steps;
         let (mut steps, mut last_record) = (0, (0, Instant::now()));
         for episode in 1..=episodes {
-            let stats = play_episode(&mut env, agent.as_mut(), &mut rng, None, Mode::Train);
+            let stats = play_episode(env.as_mut(), agent.as_mut(), &mut rng, None, Mode::Train);
             steps += u64::from(stats.length);
             train.push(stats);
             if steps - last_record.0 >= every || episode == episodes {
@@ -374,9 +377,10 @@ impl RunResult {
 /// on any run).
 fn reference_returns(model: &Arc<EnvModel>, config: &ExperimentConfig, split: Split) -> ReferenceReturns {
     let eval = &config.evaluation;
+    let kind = EnvKind::from(Arc::clone(model));
     let mut rng = AgentRng::seed_from_u64(0);
     let mut expected = |agent: &mut dyn Agent| {
-        evaluate(model, agent, &mut rng, split, eval.episodes, eval.seed)
+        evaluate(&kind, agent, &mut rng, split, eval.episodes, eval.seed)
             .iter()
             .map(|s| s.expected_return)
             .collect()

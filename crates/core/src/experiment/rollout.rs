@@ -1,10 +1,8 @@
 //! Playing campaigns: one loop for training (exploring, learning) and evaluation (greedy, on
 //! held-out users), returning the episode's statistics.
 
-use std::sync::Arc;
-
 use crate::agents::{Agent, AgentRng, Transition};
-use crate::env::{ContractChoiceEnv, EnvModel, MAX_CONTRACTS, Split};
+use crate::env::{Env, EnvKind, MAX_CONTRACTS, Split};
 
 /// Whether a campaign trains the agent or evaluates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +39,8 @@ pub struct Trace {
 }
 
 /// Plays one campaign of `env` (reset with `seed`, or continuing its RNG when `None`).
-pub fn play_episode(
-    env: &mut ContractChoiceEnv,
+pub fn play_episode<E: Env + ?Sized>(
+    env: &mut E,
     agent: &mut dyn Agent,
     rng: &mut AgentRng,
     seed: Option<u64>,
@@ -52,8 +50,8 @@ pub fn play_episode(
 }
 
 /// [`play_episode`], writing the campaign's [`Trace`] into `trace` when given.
-fn play(
-    env: &mut ContractChoiceEnv,
+fn play<E: Env + ?Sized>(
+    env: &mut E,
     agent: &mut dyn Agent,
     rng: &mut AgentRng,
     seed: Option<u64>,
@@ -107,31 +105,31 @@ fn play(
 /// Evaluates `agent` greedily on `episodes` campaigns of `split`, reset with seeds
 /// `seed, seed + 1, ...`, so every agent meets the same campaigns.
 pub fn evaluate(
-    model: &Arc<EnvModel>,
+    kind: &EnvKind,
     agent: &mut dyn Agent,
     rng: &mut AgentRng,
     split: Split,
     episodes: usize,
     seed: u64,
 ) -> Vec<EpisodeStats> {
-    evaluate_traced(model, agent, rng, split, episodes, seed).0
+    evaluate_traced(kind, agent, rng, split, episodes, seed).0
 }
 
 /// [`evaluate`], with each campaign's [`Trace`].
 pub fn evaluate_traced(
-    model: &Arc<EnvModel>,
+    kind: &EnvKind,
     agent: &mut dyn Agent,
     rng: &mut AgentRng,
     split: Split,
     episodes: usize,
     seed: u64,
 ) -> (Vec<EpisodeStats>, Vec<Trace>) {
-    let mut env = ContractChoiceEnv::new(Arc::clone(model), split, seed);
+    let mut env = kind.make(split, seed);
     (0..episodes as u64)
         .map(|i| {
             let mut trace = Trace::default();
             let stats = play(
-                &mut env,
+                env.as_mut(),
                 agent,
                 rng,
                 Some(seed.wrapping_add(i)),

@@ -30,6 +30,7 @@ pub struct LifetimeModel {
     churn_logit: Vec<f64>,
     age_bucket: Vec<u8>,
     splits: [Vec<u32>; 3],
+    dense_len: usize,
 }
 
 impl LifetimeModel {
@@ -82,7 +83,10 @@ impl LifetimeModel {
                 });
             }
         }
+        // The dense observation: features, holding one-hot, and 9 history and resource entries.
+        let dense_len = names.len() + config.n_actions() + 9;
         Ok(Self {
+            dense_len,
             user_ids: records.iter().map(|r| r.user_id).collect(),
             feature_names: names,
             features,
@@ -101,6 +105,16 @@ impl LifetimeModel {
     /// "No offer" and one action per contract.
     pub fn n_actions(&self) -> usize {
         self.config.n_actions()
+    }
+
+    /// Tabular states ([`LifetimeConfig::tabular_states`]).
+    pub fn n_states(&self) -> usize {
+        self.config.tabular_states()
+    }
+
+    /// Length of the dense observation ([`super::dense_names`]).
+    pub fn dense_len(&self) -> usize {
+        self.dense_len
     }
 
     /// Rows of the users of `split`, in snapshot order.

@@ -406,3 +406,33 @@ fn reference_evaluations_repeat_exactly() {
     let once = evaluate_references(&model, Split::Validation, 1, 2, 9, 6);
     assert_eq!(once, evaluate_references(&model, Split::Validation, 1, 2, 9, 6));
 }
+
+#[test]
+fn learners_train_on_the_lifetime_env_through_the_shared_rollout_loop() {
+    use crate::agents::{AgentFactory, AgentRng, CoreAgents, QLearningConfig};
+    use crate::env::EnvKind;
+    use crate::experiment::{Mode, evaluate, play_episode};
+
+    let mut config = default_config();
+    config.cohort = 50;
+    let model = model_with(config, 3000);
+    let kind = EnvKind::from(Arc::clone(&model));
+    let spaces = kind.spaces();
+    assert_eq!(spaces.dense_len, dense_names(&model).len());
+    let mut env = kind.make(Split::Train, 0);
+    let (obs, _) = env.reset(Some(1));
+    assert_eq!(obs.dense().len(), spaces.dense_len);
+    assert!((obs.state as usize) < spaces.n_states);
+
+    let mut rng = AgentRng::seed_from_u64(0);
+    let q = crate::agents::AgentConfig::QLearning(QLearningConfig::default());
+    let mut agent = CoreAgents.build(&q, &kind, 100_000, &mut rng).unwrap();
+    for _ in 0..30 {
+        play_episode(env.as_mut(), agent.as_mut(), &mut rng, None, Mode::Train);
+    }
+    let evaluated = evaluate(&kind, agent.as_mut(), &mut rng, Split::Test, 3, 5);
+    assert!(evaluated.iter().all(|e| e.return_.is_finite() && e.length > 0));
+    let oracle = crate::agents::AgentConfig::MyopicOracle { name: None };
+    let refused = CoreAgents.check(&oracle, &kind).unwrap_err().to_string();
+    assert!(refused.contains("customer-lifetime"), "{refused}");
+}
