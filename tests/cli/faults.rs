@@ -396,7 +396,67 @@ async fn a_broker_and_a_cassandra_node_killed_mid_pipeline_lose_nothing_and_dupl
         USERS as i64,
         "no duplicate, no loss in the topic"
     );
+    let table = rows(&store).await;
+    if table.len() != USERS {
+        let mut missing: Vec<(i32, i64)> = topic_positions(&config)
+            .into_iter()
+            .filter(|(user, _)| !table.contains_key(user))
+            .map(|(_, position)| position)
+            .collect();
+        missing.sort_unstable();
+        panic!(
+            "{} users are missing from the table; their (partition, offsets): {}",
+            missing.len(),
+            runs(&missing)
+        );
+    }
     assert_table_holds(&store, &generated("cluster", USERS)).await;
     let snapshot = contract_rl_parquet::snapshot::read(&out).unwrap();
     assert_eq!(snapshot.records.len(), USERS);
+}
+
+/// Where each user's message is in `config`'s topic, read back with a client of its own.
+fn topic_positions(config: &PipelineConfig) -> HashMap<uuid::Uuid, (i32, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", format!("{}_reader", config.group))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&config.topic]).unwrap();
+    let total: i64 = (0..config.partitions)
+        .map(|p| {
+            let (low, high) = consumer
+                .fetch_watermarks(&config.topic, p, Duration::from_secs(10))
+                .unwrap();
+            high - low
+        })
+        .sum();
+    let mut positions = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (positions.len() as i64) < total && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let user: uuid::Uuid = std::str::from_utf8(m.key().unwrap()).unwrap().parse().unwrap();
+            positions.insert(user, (m.partition(), m.offset()));
+        }
+    }
+    positions
+}
+
+/// Sorted (partition, offset) pairs as runs: `p0: 10-19, 40-41; p2: 7`.
+fn runs(positions: &[(i32, i64)]) -> String {
+    let mut text = String::new();
+    let mut i = 0;
+    while i < positions.len() {
+        let (partition, start) = positions[i];
+        let mut end = start;
+        while i + 1 < positions.len() && positions[i + 1] == (partition, end + 1) {
+            end += 1;
+            i += 1;
+        }
+        text.push_str(&format!("p{partition}: {start}-{end}; "));
+        i += 1;
+    }
+    text
 }
