@@ -14,7 +14,7 @@ use contract_rl_core::agents::{AgentRng, DqnConfig, QLearning, QLearningConfig};
 use contract_rl_core::env::lifetime::{
     Capacity, CustomerLifetimeEnv, LifetimeConfig, LifetimeModel, UserView, believed_shift, minimise_dual,
 };
-use contract_rl_core::env::{ContractChoiceEnv, EnvConfig, EnvModel, Split};
+use contract_rl_core::env::{ContractChoiceEnv, Env, EnvConfig, EnvModel, Split};
 use contract_rl_core::experiment::{Mode, play_episode};
 use contract_rl_dqn::Dqn;
 use contract_rl_parquet::snapshot;
@@ -30,18 +30,17 @@ fn sample_model() -> Arc<EnvModel> {
     Arc::new(EnvModel::build(config, &records).unwrap())
 }
 
-fn env_steps(c: &mut Criterion) {
+/// Steps per second of `env` under a policy that cycles through the allowed actions (so quotas,
+/// stock and budget do run out), resetting at each episode's end.
+fn step_throughput(c: &mut Criterion, group: &str, env: &mut dyn Env) {
     const STEPS: u64 = 100_000;
-    let model = sample_model();
-    let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Train, 0);
-    let mut group = c.benchmark_group("env");
+    let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(STEPS));
     group.bench_function("step", |b| {
         b.iter(|| {
             let (mut obs, _) = env.reset(None);
             let mut total = 0.0;
             for i in 0..STEPS as usize {
-                // Cycle through the valid contracts so that quotas do run out.
                 let action = obs.mask.nth(i % obs.mask.count() as usize).unwrap();
                 let step = env.step(action).unwrap();
                 total += step.reward;
@@ -51,6 +50,10 @@ fn env_steps(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+fn env_steps(c: &mut Criterion) {
+    step_throughput(c, "env", &mut ContractChoiceEnv::new(sample_model(), Split::Train, 0));
 }
 
 fn q_learning_steps(c: &mut Criterion) {
@@ -140,25 +143,11 @@ fn lifetime_model() -> Arc<LifetimeModel> {
 }
 
 fn lifetime_env_steps(c: &mut Criterion) {
-    const STEPS: u64 = 100_000;
-    let mut env = CustomerLifetimeEnv::new(lifetime_model(), Split::Train, 0);
-    let mut group = c.benchmark_group("lifetime_env");
-    group.throughput(Throughput::Elements(STEPS));
-    group.bench_function("step", |b| {
-        b.iter(|| {
-            let (mut obs, _) = env.reset(None);
-            let mut total = 0.0;
-            for i in 0..STEPS as usize {
-                // Cycle through the allowed actions so that offers, stock and budget are used.
-                let action = obs.mask.nth(i % obs.mask.count() as usize).unwrap();
-                let step = env.step(action).unwrap();
-                total += step.reward;
-                obs = if step.terminated { env.reset(None).0 } else { step.obs };
-            }
-            black_box(total)
-        })
-    });
-    group.finish();
+    step_throughput(
+        c,
+        "lifetime_env",
+        &mut CustomerLifetimeEnv::new(lifetime_model(), Split::Train, 0),
+    );
 }
 
 fn lifetime_bid_price_solve(c: &mut Criterion) {

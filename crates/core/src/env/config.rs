@@ -146,23 +146,7 @@ impl EnvConfig {
         if !(1..=usize::from(u16::MAX)).contains(&self.episode_len) {
             return bad("episode_len", format!("must be in 1..=65535, got {}", self.episode_len));
         }
-        for (field, value) in [
-            ("test_fraction", self.test_fraction),
-            ("validation_fraction", self.validation_fraction),
-        ] {
-            if !(value > 0.0 && value < 1.0) {
-                return bad(field, format!("must be in (0, 1), got {value}"));
-            }
-        }
-        if self.test_fraction + self.validation_fraction >= 1.0 {
-            return bad(
-                "validation_fraction",
-                format!(
-                    "test_fraction + validation_fraction must leave users to train on, got {} + {}",
-                    self.test_fraction, self.validation_fraction
-                ),
-            );
-        }
+        validate_fractions(file, self.test_fraction, self.validation_fraction)?;
         validate_standardise(file, &self.standardise)?;
         validate_regions(file, &self.regions)?;
         let b = &self.state;
@@ -296,6 +280,27 @@ pub(super) fn region_of_nat(regions: &BTreeMap<String, Vec<String>>) -> [usize; 
         }
     }
     of_nat
+}
+
+/// Checks the held-out shares: each in (0, 1), together below 1.
+pub(super) fn validate_fractions(file: &Path, test: f64, validation: f64) -> Result<(), ConfigError> {
+    for (field, value) in [("test_fraction", test), ("validation_fraction", validation)] {
+        if !(value > 0.0 && value < 1.0) {
+            return Err(ConfigError::invalid(
+                file,
+                field,
+                format!("must be in (0, 1), got {value}"),
+            ));
+        }
+    }
+    if test + validation >= 1.0 {
+        return Err(ConfigError::invalid(
+            file,
+            "validation_fraction",
+            format!("test_fraction + validation_fraction must leave users to train on, got {test} + {validation}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that the standardisation scales are positive.

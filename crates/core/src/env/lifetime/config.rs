@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::super::config::{
-    Response, Standardise, increasing, validate_regions, validate_response, validate_standardise,
+    Response, Standardise, increasing, validate_fractions, validate_regions, validate_response, validate_standardise,
 };
 use super::super::features;
 use crate::config::{ConfigError, load_toml};
@@ -191,20 +191,7 @@ impl LifetimeConfig {
                 format!("must be in 1..=months ({}), got {}", self.months, self.arrival_months),
             );
         }
-        for (field, value) in [
-            ("test_fraction", self.test_fraction),
-            ("validation_fraction", self.validation_fraction),
-        ] {
-            if !(value > 0.0 && value < 1.0) {
-                return bad(field, format!("must be in (0, 1), got {value}"));
-            }
-        }
-        if self.test_fraction + self.validation_fraction >= 1.0 {
-            return bad(
-                "validation_fraction",
-                "test_fraction + validation_fraction must leave users to train on".into(),
-            );
-        }
+        validate_fractions(file, self.test_fraction, self.validation_fraction)?;
         validate_standardise(file, &self.standardise)?;
         validate_regions(file, &self.regions)?;
         let nonnegative = |field: &str, value: f64| {

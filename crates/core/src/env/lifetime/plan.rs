@@ -142,7 +142,6 @@ impl UserPlan {
     /// After the month's decision: the month's margin, then churn, contracts running down and
     /// fatigue moving on; then the next month.
     fn month_end(&self, model: &LifetimeModel, month: usize, h: usize, l: usize, r: usize) -> f64 {
-        let config = model.config();
         let hazard = self.churn[usize::from(h > 0)][(r as u32).count_ones() as usize];
         let (h2, l2) = match (h, l) {
             (0, _) => (0, 0),
@@ -150,7 +149,6 @@ impl UserPlan {
             (h, l) => (h, l - 1),
         };
         let r2 = (r << 1) & (self.recents - 1);
-        let _ = config;
         model.margin(h) + (1.0 - hazard) * self.value(month + 1, h2, l2, r2)
     }
 
