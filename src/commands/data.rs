@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use contract_rl_core::env::lifetime::{LifetimeConfig, LifetimeModel, ReferenceReturns, evaluate_references};
-use contract_rl_core::env::{EnvConfig, EnvModel, Split, check_env as checks};
+use contract_rl_core::env::{EnvFile, Split, check_env as checks};
 use contract_rl_core::source::{Generator, generate_records};
 use contract_rl_parquet::snapshot::{self, Producer};
 
@@ -36,10 +36,10 @@ pub fn generate(users: usize, seed: &str, nat: &[String], out: &Path) -> anyhow:
 
 /// `check-env`: the env checker on a snapshot; exit 3 when a check fails.
 pub fn check_env(env: &Path, snapshot: &Path, episodes: usize) -> anyhow::Result<ExitCode> {
-    let config = EnvConfig::load(env)?;
+    let file = EnvFile::load(env)?;
     let records = snapshot::read(snapshot)?.records;
-    let model = Arc::new(EnvModel::build(config, &records).with_context(|| snapshot.display().to_string())?);
-    let results = checks(&model, episodes);
+    let kind = file.build(&records).with_context(|| snapshot.display().to_string())?;
+    let results = checks(&kind, episodes);
     for c in &results {
         println!("[{}] {}: {}", if c.passed { "ok" } else { "FAIL" }, c.name, c.detail);
     }

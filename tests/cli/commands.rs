@@ -60,6 +60,51 @@ fn check_env_passes_on_the_default_env() {
 }
 
 #[test]
+fn check_env_and_references_take_the_customer_lifetime_env_and_run_refuses_it_by_name() {
+    let run = contract_rl(&["check-env", "envs/customer-lifetime.toml", "--episodes", "2"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("customer-lifetime: Discrete(4) actions") && stdout.contains("10 passed, 0 failed"),
+        "{stdout}"
+    );
+
+    let run = contract_rl(&[
+        "references",
+        "envs/customer-lifetime.toml",
+        "--campaigns",
+        "1",
+        "--episodes",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    for row in ["| myopic oracle |", "| bid-price |", "| upper bound | "] {
+        assert!(stdout.contains(row), "{stdout}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = support::edited_toml(
+        &support::repo("experiments/quickstart.toml"),
+        dir.path(),
+        "x.toml",
+        |t| {
+            let env = support::repo("envs/customer-lifetime.toml");
+            let snapshot = support::repo("data/snapshots/sample.parquet");
+            t.insert("env".into(), toml::Value::String(env.display().to_string()));
+            t.insert("snapshot".into(), toml::Value::String(snapshot.display().to_string()));
+        },
+    );
+    let run = contract_rl(&["run", experiment.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("customer-lifetime env, which `run` does not take yet"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn bad_input_exits_with_code_two_and_names_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let env = support::edited_toml(&support::env_file(), dir.path(), "env.toml", |t| {

@@ -38,7 +38,7 @@ fn mean_expected(stats: &[EpisodeStats]) -> f64 {
 
 #[test]
 fn the_default_env_passes_every_check() {
-    let checks = check_env(&support::sample_model(), 10);
+    let checks = check_env(&support::sample_model().into(), 10);
     let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
     for expected in ["spaces", "reset determinism", "rollouts", "masked actions"] {
         assert!(names.contains(&expected), "no {expected:?} check in {names:?}");

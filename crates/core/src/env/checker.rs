@@ -1,16 +1,15 @@
-//! The env checker: what Gymnasium's `check_env` verifies, for the contract-choice env.
+//! The env checker: what Gymnasium's `check_env` verifies, for every env kind.
 //!
 //! Spaces, observations inside them after reset and every step, reset determinism under a seed
-//! and difference under another, finite rewards, boolean flags that end the campaign exactly
-//! once, valid non-empty masks that refuse masked actions, and bit-identical trajectories from
-//! the same seed and actions.
-
-use std::sync::Arc;
+//! and difference under another, finite rewards, episodes that terminate exactly once (and are
+//! never truncated by the env), valid non-empty masks that refuse masked actions, and
+//! bit-identical trajectories from the same seed and actions.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::contract_choice::{ContractChoiceEnv, EnvError, EnvModel, Observation, Split, Step};
+use super::contract_choice::{EnvError, Observation, Split, Step};
+use super::kind::{Env, EnvKind};
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,12 +23,12 @@ pub struct Check {
 }
 
 /// Runs every check on every split with `episodes` random-policy campaigns each.
-pub fn check_env(model: &Arc<EnvModel>, episodes: usize) -> Vec<Check> {
-    let mut checks = vec![spaces(model)];
+pub fn check_env(kind: &EnvKind, episodes: usize) -> Vec<Check> {
+    let mut checks = vec![spaces(kind)];
     for split in Split::ALL {
-        checks.push(reset_determinism(model, split));
-        checks.push(rollouts(model, split, episodes));
-        checks.push(masked_actions_refused(model, split));
+        checks.push(reset_determinism(kind, split));
+        checks.push(rollouts(kind, split, episodes));
+        checks.push(masked_actions_refused(kind, split));
     }
     checks
 }
@@ -49,46 +48,67 @@ fn check(name: &'static str, result: Result<String, String>) -> Check {
     }
 }
 
-fn spaces(model: &EnvModel) -> Check {
-    let result = if model.n_actions() == 0 {
-        Err("no actions".into())
-    } else if model.n_states() == 0 || model.n_states() > u32::MAX as usize {
-        Err(format!("{} tabular states does not fit a u32 index", model.n_states()))
+/// Users of each split, and the most steps a campaign may take: exactly its length for
+/// contract choice, at most one decision per user and month for customer lifetime.
+fn shape(kind: &EnvKind) -> ([usize; 3], usize, bool) {
+    match kind {
+        EnvKind::ContractChoice(m) => (Split::ALL.map(|s| m.split(s).len()), m.episode_len(), true),
+        EnvKind::CustomerLifetime(m) => (
+            Split::ALL.map(|s| m.split(s).len()),
+            m.config().cohort * m.config().months,
+            false,
+        ),
+    }
+}
+
+fn spaces(kind: &EnvKind) -> Check {
+    let s = kind.spaces();
+    let (users, _, _) = shape(kind);
+    let result = if s.n_actions == 0 || s.n_actions > 16 {
+        Err(format!("{} actions do not fit the 16-bit mask", s.n_actions))
+    } else if s.n_states == 0 || s.n_states > u32::MAX as usize {
+        Err(format!("{} tabular states does not fit a u32 index", s.n_states))
     } else {
         Ok(format!(
-            "Discrete({}) actions, {} tabular states, dense observation of {} values ({}), {} train / {} validation / {} test users",
-            model.n_actions(),
-            model.n_states(),
-            model.dense_len(),
-            model.dense_names().join(", "),
-            model.split(Split::Train).len(),
-            model.split(Split::Validation).len(),
-            model.split(Split::Test).len(),
+            "{}: Discrete({}) actions, {} tabular states, dense observation of {} values, {} train / {} validation / {} test users",
+            kind.name(),
+            s.n_actions,
+            s.n_states,
+            s.dense_len,
+            users[0],
+            users[1],
+            users[2],
         ))
     };
     check("spaces", result)
 }
 
 /// Checks an observation against the spaces; `terminal` relaxes the mask check.
-fn observation_ok(model: &EnvModel, obs: &Observation, terminal: bool) -> Result<(), String> {
-    if obs.state as usize >= model.n_states() {
-        return Err(format!("state {} outside 0..{}", obs.state, model.n_states()));
+fn observation_ok(kind: &EnvKind, obs: &Observation, terminal: bool) -> Result<(), String> {
+    let s = kind.spaces();
+    if obs.state as usize >= s.n_states {
+        return Err(format!("state {} outside 0..{}", obs.state, s.n_states));
     }
-    if obs.user as usize >= model.n_users() || obs.t as usize > model.episode_len() {
-        return Err(format!("user {} or t {} out of range", obs.user, obs.t));
+    if obs.mask.0 >> s.n_actions != 0 {
+        return Err(format!("mask {:#b} allows actions beyond {}", obs.mask.0, s.n_actions));
     }
-    if obs.mask.0 & !model.eligible(obs.user).0 != 0 {
-        return Err(format!("mask {:#b} allows an ineligible contract", obs.mask.0));
+    if let Some(model) = kind.contract_choice() {
+        if obs.user as usize >= model.n_users() || obs.t as usize > model.episode_len() {
+            return Err(format!("user {} or t {} out of range", obs.user, obs.t));
+        }
+        if obs.mask.0 & !model.eligible(obs.user).0 != 0 {
+            return Err(format!("mask {:#b} allows an ineligible contract", obs.mask.0));
+        }
     }
     if !terminal && obs.mask.count() == 0 {
         return Err(format!("no valid action for user {} at t {}", obs.user, obs.t));
     }
     let dense = obs.dense();
-    if dense.len() != model.dense_names().len() {
+    if dense.len() != s.dense_len {
         return Err(format!(
-            "dense observation of {} values but {} names",
+            "dense observation of {} values, not {}",
             dense.len(),
-            model.dense_names().len()
+            s.dense_len
         ));
     }
     if let Some(v) = dense.iter().find(|v| !v.is_finite()) {
@@ -99,15 +119,16 @@ fn observation_ok(model: &EnvModel, obs: &Observation, terminal: bool) -> Result
 
 /// Plays one campaign with uniformly random valid actions drawn from `rng`.
 fn rollout(
-    env: &mut ContractChoiceEnv,
+    kind: &EnvKind,
+    env: &mut dyn Env,
     seed: Option<u64>,
     rng: &mut ChaCha8Rng,
 ) -> Result<Vec<(Observation, Step)>, String> {
-    let model = Arc::clone(env.model());
+    let (_, most, exact) = shape(kind);
     let (mut obs, _) = env.reset(seed);
-    observation_ok(&model, &obs, false)?;
-    let mut trajectory = Vec::with_capacity(model.episode_len());
-    for t in 0..model.episode_len() {
+    observation_ok(kind, &obs, false)?;
+    let mut trajectory = Vec::new();
+    for t in 0..most {
         let action = obs
             .mask
             .nth(rng.random_range(0..obs.mask.count() as usize))
@@ -119,16 +140,21 @@ fn rollout(
         if step.truncated {
             return Err(format!("t {t}: the env truncated by itself"));
         }
-        if step.terminated != (t + 1 == model.episode_len()) {
+        if exact && step.terminated != (t + 1 == most) {
             return Err(format!(
-                "t {t}: terminated = {} with episode_len {}",
-                step.terminated,
-                model.episode_len()
+                "t {t}: terminated = {} with episode_len {most}",
+                step.terminated
             ));
         }
-        observation_ok(&model, &step.obs, step.terminated)?;
+        observation_ok(kind, &step.obs, step.terminated)?;
         trajectory.push((obs, step));
         obs = step.obs;
+        if step.terminated {
+            break;
+        }
+    }
+    if !trajectory.last().is_some_and(|(_, step)| step.terminated) {
+        return Err(format!("no termination within {most} steps"));
     }
     match env.step(obs.mask.nth(0).unwrap_or(0)) {
         Err(EnvError::EpisodeOver) => Ok(trajectory),
@@ -136,12 +162,12 @@ fn rollout(
     }
 }
 
-fn reset_determinism(model: &Arc<EnvModel>, split: Split) -> Check {
+fn reset_determinism(kind: &EnvKind, split: Split) -> Check {
     let result = (|| {
-        let mut a = ContractChoiceEnv::new(Arc::clone(model), split, 1);
-        let mut b = ContractChoiceEnv::new(Arc::clone(model), split, 2);
-        let run = |env: &mut ContractChoiceEnv, seed| rollout(env, Some(seed), &mut ChaCha8Rng::seed_from_u64(7));
-        if run(&mut a, 123)? != run(&mut b, 123)? {
+        let mut a = kind.make(split, 1);
+        let mut b = kind.make(split, 2);
+        let run = |env: &mut dyn Env, seed| rollout(kind, env, Some(seed), &mut ChaCha8Rng::seed_from_u64(7));
+        if run(a.as_mut(), 123)? != run(b.as_mut(), 123)? {
             return Err("reset(seed=123) twice gave different trajectories".to_owned());
         }
         let first = a.reset(Some(123)).0;
@@ -156,16 +182,16 @@ fn reset_determinism(model: &Arc<EnvModel>, split: Split) -> Check {
     check("reset determinism", result)
 }
 
-fn rollouts(model: &Arc<EnvModel>, split: Split, episodes: usize) -> Check {
+fn rollouts(kind: &EnvKind, split: Split, episodes: usize) -> Check {
     let result = (|| {
-        let mut a = ContractChoiceEnv::new(Arc::clone(model), split, 99);
-        let mut b = ContractChoiceEnv::new(Arc::clone(model), split, 99);
+        let mut a = kind.make(split, 99);
+        let mut b = kind.make(split, 99);
         let mut steps = 0;
         for episode in 0..episodes {
             let mut rng_a = ChaCha8Rng::seed_from_u64(episode as u64);
             let mut rng_b = ChaCha8Rng::seed_from_u64(episode as u64);
-            let ta = rollout(&mut a, None, &mut rng_a)?;
-            let tb = rollout(&mut b, None, &mut rng_b)?;
+            let ta = rollout(kind, a.as_mut(), None, &mut rng_a)?;
+            let tb = rollout(kind, b.as_mut(), None, &mut rng_b)?;
             if ta != tb {
                 return Err(format!(
                     "episode {episode}: two envs with the same seed and actions diverged"
@@ -174,31 +200,32 @@ fn rollouts(model: &Arc<EnvModel>, split: Split, episodes: usize) -> Check {
             steps += ta.len();
         }
         Ok(format!(
-            "{split:?}: {episodes} random campaigns, {steps} steps: observations in their spaces, non-empty masks, finite rewards, terminated exactly at the end, never truncated, identical across two same-seed envs"
+            "{split:?}: {episodes} random campaigns, {steps} steps: observations in their spaces, non-empty masks, finite rewards, terminated exactly once at the end, never truncated, identical across two same-seed envs"
         ))
     })();
     check("rollouts", result)
 }
 
-fn masked_actions_refused(model: &Arc<EnvModel>, split: Split) -> Check {
+fn masked_actions_refused(kind: &EnvKind, split: Split) -> Check {
+    let n_actions = kind.spaces().n_actions;
     let result = (|| {
-        let mut env = ContractChoiceEnv::new(Arc::clone(model), split, 5);
+        let mut env = kind.make(split, 5);
         let mut refused = 0;
         for _ in 0..20 {
             let (obs, _) = env.reset(None);
-            for action in (0..model.n_actions()).filter(|a| !obs.mask.contains(*a)) {
+            for action in (0..n_actions).filter(|a| !obs.mask.contains(*a)) {
                 match env.step(action) {
                     Err(EnvError::InvalidAction { .. }) => refused += 1,
                     other => return Err(format!("masked action {action} gave {other:?}")),
                 }
             }
         }
-        match env.step(model.n_actions()) {
+        match env.step(n_actions) {
             Err(EnvError::InvalidAction { .. }) => {}
             other => return Err(format!("out-of-range action gave {other:?}")),
         }
         Ok(format!(
-            "{split:?}: {refused} masked offers and an out-of-range action were refused"
+            "{split:?}: {refused} masked actions and an out-of-range action were refused"
         ))
     })();
     check("masked actions", result)

@@ -2,10 +2,14 @@
 //! `reset`/`step` ([`Env`]), the sizes learners are built for ([`Spaces`]), and the kinds
 //! themselves with their models ([`EnvKind`]).
 
+use std::path::Path;
 use std::sync::Arc;
 
+use super::config::EnvConfig;
 use super::contract_choice::{ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step};
-use super::lifetime::{CustomerLifetimeEnv, LifetimeModel};
+use super::lifetime::{CustomerLifetimeEnv, LifetimeConfig, LifetimeModel};
+use crate::config::{ConfigError, load_toml};
+use crate::record::UserRecord;
 
 /// Gymnasium's interface, as the rollout loop uses it.
 pub trait Env {
@@ -105,5 +109,37 @@ impl EnvKind {
             Self::ContractChoice(m) => Some(m),
             Self::CustomerLifetime(_) => None,
         }
+    }
+}
+
+/// An env file of either kind: a file with `kind = "customer-lifetime"` is a
+/// [`LifetimeConfig`], one without `kind` an [`EnvConfig`] (contract choice).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnvFile {
+    ContractChoice(EnvConfig),
+    CustomerLifetime(LifetimeConfig),
+}
+
+impl EnvFile {
+    /// Reads and validates the env file at `path`, whichever its kind.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let table: toml::Table = load_toml(path)?;
+        match table.get("kind").map(|k| k.as_str()) {
+            None => EnvConfig::load(path).map(Self::ContractChoice),
+            Some(Some("customer-lifetime")) => LifetimeConfig::load(path).map(Self::CustomerLifetime),
+            Some(other) => Err(ConfigError::invalid(
+                path,
+                "kind",
+                format!("{other:?} is not an env kind; allowed: \"customer-lifetime\", or no kind for contract choice"),
+            )),
+        }
+    }
+
+    /// The env kind on a snapshot's `records`.
+    pub fn build(self, records: &[UserRecord]) -> Result<EnvKind, EnvError> {
+        Ok(match self {
+            Self::ContractChoice(c) => EnvModel::build(c, records).map(Arc::new)?.into(),
+            Self::CustomerLifetime(c) => LifetimeModel::build(c, records).map(Arc::new)?.into(),
+        })
     }
 }

@@ -15,4 +15,4 @@ pub use config::{ContractConfig, EnvConfig, MAX_CONTRACTS, MAX_DENSE, Response, 
 pub use contract_choice::{
     ActionMask, ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step, StepInfo, split_of,
 };
-pub use kind::{Env, EnvKind, Spaces};
+pub use kind::{Env, EnvFile, EnvKind, Spaces};

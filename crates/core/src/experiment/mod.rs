@@ -24,7 +24,7 @@ use crate::agents::{
     Agent, AgentConfig, AgentError, AgentFactory, AgentRng, Diagnostics, HindsightOracle, MyopicOracle, OnlineOracle,
 };
 use crate::config::ConfigError;
-use crate::env::{EnvConfig, EnvError, EnvKind, EnvModel, Split};
+use crate::env::{EnvConfig, EnvError, EnvFile, EnvKind, EnvModel, Split};
 use crate::record::UserRecord;
 use crate::report::stats::mean;
 use crate::report::{FinalEval, References, Summary};
@@ -155,8 +155,17 @@ impl Experiment {
     /// Reads the experiment file at `path` and its env file (the caller reads the snapshot).
     pub fn load_config(path: &Path) -> Result<(ExperimentConfig, EnvConfig), ConfigError> {
         let config = ExperimentConfig::load(path)?;
-        let env = EnvConfig::load(&config.env)?;
-        Ok((config, env))
+        match EnvFile::load(&config.env)? {
+            EnvFile::ContractChoice(env) => Ok((config, env)),
+            EnvFile::CustomerLifetime(_) => Err(ConfigError::invalid(
+                path,
+                "env",
+                format!(
+                    "{} is a customer-lifetime env, which `run` does not take yet; `check-env` and `references` do",
+                    config.env.display()
+                ),
+            )),
+        }
     }
 
     /// Builds the env on the snapshot's `records` and checks every agent with `factory`, all

@@ -25,6 +25,8 @@ pub const MAX_FATIGUE_WINDOW: u32 = 6;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LifetimeConfig {
+    /// Always `"customer-lifetime"`: how an env file says which kind it is.
+    pub kind: String,
     /// Env name, used in reports.
     pub name: String,
     /// Version of this env definition; bump it when the dynamics change.
@@ -179,6 +181,12 @@ impl LifetimeConfig {
     /// Checks every rule a parsed file must also satisfy; `file` is named in errors.
     pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let bad = |field: &str, message: String| Err(ConfigError::invalid(file, field, message));
+        if self.kind != "customer-lifetime" {
+            return bad(
+                "kind",
+                format!("must be \"customer-lifetime\" in this file, got {:?}", self.kind),
+            );
+        }
         if !(1..=MAX_MONTHS).contains(&self.months) {
             return bad("months", format!("must be in 1..={MAX_MONTHS}, got {}", self.months));
         }
