@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use contract_rl_core::agents::{AgentRng, DqnConfig, QLearning, QLearningConfig};
 use contract_rl_core::env::lifetime::{
-    Capacity, CustomerLifetimeEnv, LifetimeConfig, LifetimeModel, UserView, believed_shift, minimise_dual,
+    CustomerLifetimeEnv, LifetimeConfig, LifetimeModel, believed_views, capacity_left, minimise_dual,
 };
 use contract_rl_core::env::{ContractChoiceEnv, Env, EnvConfig, EnvModel, Split};
 use contract_rl_core::experiment::{Mode, play_episode};
@@ -154,17 +154,8 @@ fn lifetime_bid_price_solve(c: &mut Criterion) {
     let mut env = CustomerLifetimeEnv::new(lifetime_model(), Split::Test, 0);
     env.reset_campaign(0, 0);
     let model = Arc::clone(env.model());
-    let config = model.config();
-    let views: Vec<(UserView, usize)> = env
-        .cohort()
-        .iter()
-        .zip(env.users())
-        .map(|(&user, u)| (UserView::of(user, u, believed_shift(&model, u)), usize::from(u.arrival)))
-        .collect();
-    let capacity = Capacity {
-        stock: f64::from(config.stock.initial + config.stock.monthly * (config.months as u32 - 1)),
-        budget: config.budget,
-    };
+    let views = believed_views(&env);
+    let capacity = capacity_left(&env);
     let mut group = c.benchmark_group("lifetime_bid_price");
     group.sample_size(10);
     group.bench_function("solve_cohort", |b| {

@@ -127,14 +127,6 @@ impl LifetimeModel {
         self.split(split).len().div_ceil(self.config.cohort)
     }
 
-    /// The cohort of campaign `index` of `split`.
-    pub fn cohort(&self, split: Split, index: usize) -> Vec<u32> {
-        let users = self.split(split);
-        (0..self.config.cohort)
-            .map(|i| users[(index * self.config.cohort + i) % users.len()])
-            .collect()
-    }
-
     pub fn user_id(&self, user: u32) -> Uuid {
         self.user_ids[user as usize]
     }

@@ -265,12 +265,14 @@ pub fn minimise_dual(
         }
     }
     // The search ends near the minimum; a price of 0 (a slack resource) is checked exactly.
+    let mut value = f(prices);
     for candidate in [Prices { budget: 0.0, ..prices }, Prices { stock: 0.0, ..prices }] {
-        if f(candidate) <= f(prices) {
-            prices = candidate;
+        let at = f(candidate);
+        if at <= value {
+            (prices, value) = (candidate, at);
         }
     }
-    (prices, f(prices))
+    (prices, value)
 }
 
 /// The minimiser of a convex `f` on [lo, hi] by golden-section search.

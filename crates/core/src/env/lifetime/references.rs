@@ -87,25 +87,8 @@ impl BidPrice {
     }
 
     fn solve(&mut self, env: &CustomerLifetimeEnv) {
-        let model = env.model();
-        let config = model.config();
-        let month = env.month();
-        let views: Vec<(UserView, usize)> = env
-            .cohort()
-            .iter()
-            .zip(env.users())
-            .filter(|(_, u)| !u.churned)
-            .map(|(&user, u)| {
-                let view = UserView::of(user, u, believed_shift(model, u));
-                (view, usize::from(u.arrival).max(month))
-            })
-            .collect();
-        let capacity = Capacity {
-            stock: f64::from(env.stock()) + f64::from(config.stock.monthly) * (config.months - 1 - month) as f64,
-            budget: env.budget(),
-        };
-        self.prices = minimise_dual(model, &views, capacity, self.rounds).0;
-        self.solved_month = Some(month);
+        self.prices = minimise_dual(env.model(), &believed_views(env), capacity_left(env), self.rounds).0;
+        self.solved_month = Some(env.month());
     }
 }
 
@@ -127,22 +110,43 @@ impl Reference for BidPrice {
     }
 }
 
+/// The users still in `env`'s campaign as a planner without the latents sees them, each with
+/// the month its plan starts (now, or its arrival).
+pub fn believed_views(env: &CustomerLifetimeEnv) -> Vec<(UserView, usize)> {
+    let model = env.model();
+    env.cohort()
+        .iter()
+        .zip(env.users())
+        .filter(|(_, u)| !u.churned)
+        .map(|(&user, u)| {
+            let view = UserView::of(user, u, believed_shift(model, u));
+            (view, usize::from(u.arrival).max(env.month()))
+        })
+        .collect()
+}
+
+/// What the rest of `env`'s campaign may spend: the handsets in stock and those still to come,
+/// and the budget left.
+pub fn capacity_left(env: &CustomerLifetimeEnv) -> Capacity {
+    let config = env.model().config();
+    let months_to_come = (config.months - 1 - env.month()) as f64;
+    Capacity {
+        stock: f64::from(env.stock()) + f64::from(config.stock.monthly) * months_to_come,
+        budget: env.budget(),
+    }
+}
+
 /// The upper bound on the expected return of the campaign just reset: the Lagrangian
 /// relaxation with every latent revealed, at its best prices.
 pub fn upper_bound(env: &CustomerLifetimeEnv) -> f64 {
     let model = env.model();
-    let config = model.config();
     let views: Vec<(UserView, usize)> = env
         .cohort()
         .iter()
         .zip(env.users())
         .map(|(&user, u)| (UserView::fresh(user, u.shift), usize::from(u.arrival)))
         .collect();
-    let capacity = Capacity {
-        stock: f64::from(config.stock.initial) + f64::from(config.stock.monthly) * (config.months - 1) as f64,
-        budget: config.budget,
-    };
-    minimise_dual(model, &views, capacity, 3).1
+    minimise_dual(model, &views, capacity_left(env), 3).1
 }
 
 /// The return of one campaign under `policy`.
