@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use contract_rl_core::env::lifetime::BidPrice;
 use contract_rl_core::source::Generator;
 use contract_rl_pipeline::{
     ApiClient, DEFAULT_MAX_RETRY_AFTER, HttpError, PipelineConfig, PipelineError, SaslMechanism, SinkOptions, Source,
@@ -67,7 +68,7 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         episodes: u64,
         /// Months between two solves of the bid prices.
-        #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+        #[arg(long, default_value_t = BidPrice::RESOLVE_MONTHS, value_parser = at_least_one)]
         resolve_months: usize,
         /// Seed of the first replay.
         #[arg(long, default_value_t = 0)]

@@ -60,7 +60,7 @@ fn check_env_passes_on_the_default_env() {
 }
 
 #[test]
-fn check_env_and_references_take_the_customer_lifetime_env_and_run_refuses_it_by_name() {
+fn check_env_references_and_run_take_the_customer_lifetime_env() {
     let run = contract_rl(&["check-env", "envs/customer-lifetime.toml", "--episodes", "2"]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{stdout}");
@@ -83,25 +83,86 @@ fn check_env_and_references_take_the_customer_lifetime_env_and_run_refuses_it_by
         assert!(stdout.contains(row), "{stdout}");
     }
 
+    // The lifetime experiment, shrunk: every agent kind it lists trains and is reported beside
+    // the env's own references.
     let dir = tempfile::tempdir().unwrap();
-    let experiment = support::edited_toml(
-        &support::repo("experiments/quickstart.toml"),
-        dir.path(),
-        "x.toml",
-        |t| {
-            let env = support::repo("envs/customer-lifetime.toml");
-            let snapshot = support::repo("data/snapshots/sample.parquet");
-            t.insert("env".into(), toml::Value::String(env.display().to_string()));
-            t.insert("snapshot".into(), toml::Value::String(snapshot.display().to_string()));
-        },
-    );
-    let run = contract_rl(&["run", experiment.to_str().unwrap()]);
+    let experiment = support::lifetime_experiment_file("experiments/lifetime.toml", dir.path(), "x.toml", |t| {
+        support::shrink(t, &[1], 6, 3, 2);
+    });
+    let out = dir.path().join("results");
+    let run = contract_rl(&[
+        "-q",
+        "run",
+        experiment.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let again = dir.path().join("again");
+    let rerun = contract_rl(&[
+        "-q",
+        "run",
+        experiment.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(rerun.status.success());
+    for file in ["episodes.parquet", "evals.parquet", "summary.parquet", "summary.md"] {
+        let read = |dir: &std::path::Path| std::fs::read(dir.join(file)).unwrap();
+        assert!(
+            read(&out) == read(&again),
+            "{file} differs between two runs of one config"
+        );
+    }
+    for row in [
+        "| *bid-price (OR policy)* (reference) |",
+        "| *upper bound* (reference) |",
+        "| dqn | 1 |",
+    ] {
+        assert!(stdout.contains(row), "{stdout}");
+    }
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    for section in [
+        "## Learning curves",
+        "## Learners over training",
+        "| stock_left | budget_left |",
+    ] {
+        assert!(summary.contains(section), "{summary}");
+    }
+    let summary = contract_rl_parquet::table::read(&out.join("summary.parquet")).unwrap();
+    for column in [
+        "iqm_return",
+        "pct_of_bid_price",
+        "pct_of_upper_bound",
+        "upper_bound_return",
+        "mix_no_offer",
+    ] {
+        assert!(
+            summary.column(column).is_ok(),
+            "{column}: {:?}",
+            summary.get_column_names()
+        );
+    }
+    let evals = contract_rl_parquet::table::read(&out.join("evals.parquet")).unwrap();
+    // Q-learning and DQN: before training, twice during it, and on the test users; random
+    // (which does not train) before and on the test users.
+    assert_eq!(evals.height(), 2 * 4 + 2);
+    for column in ["bid_price_return", "stock_left", "budget_left", "share_premium_24m_d10"] {
+        assert!(evals.column(column).is_ok(), "{column}: {:?}", evals.get_column_names());
+    }
+
+    // Agents that read the contract-choice model are refused by name, before any work.
+    let experiment = support::lifetime_experiment_file("experiments/quickstart.toml", dir.path(), "y.toml", |_| {});
+    let out = dir.path().join("refused");
+    let run = contract_rl(&["run", experiment.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("customer-lifetime env, which `run` does not take yet"),
+        stderr.contains("agents[1] (best_single)") && stderr.contains("defined on the contract-choice env only"),
         "{stderr}"
     );
+    assert!(!out.exists(), "nothing was written");
 }
 
 #[test]

@@ -62,6 +62,24 @@ pub fn experiment_file(dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> PathB
     })
 }
 
+/// The repository's experiment file `experiment` pointed at the customer-lifetime env and the
+/// sample snapshot, edited by `edit`, written to `dir/name`.
+pub fn lifetime_experiment_file(
+    experiment: &str,
+    dir: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut toml::Table),
+) -> PathBuf {
+    edited_toml(&repo(experiment), dir, name, |t| {
+        t.insert(
+            "env".into(),
+            repo("envs/customer-lifetime.toml").display().to_string().into(),
+        );
+        t.insert("snapshot".into(), sample_snapshot().display().to_string().into());
+        edit(t)
+    })
+}
+
 /// Shrinks an experiment table to `seeds`, `train_episodes` per run, and `eval_episodes`
 /// held-out campaigns every `every` episodes.
 pub fn shrink(t: &mut toml::Table, seeds: &[i64], train_episodes: i64, every: i64, eval_episodes: i64) {

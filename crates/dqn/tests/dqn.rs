@@ -123,3 +123,56 @@ fn a_checkpoint_of_another_shape_stops_the_experiment_before_work() {
     let message = checkpoint_error(&saved, &[("hidden", Value::Array(vec![Value::Integer(32)]))]);
     assert!(message.contains("dqn-seed1.bpk"), "{message}");
 }
+
+/// The lifetime experiment, shrunk: random, tabular Q and a small DQN, 2 seeds, 30 campaigns.
+fn lifetime_experiment(dir: &Path) -> Experiment {
+    let path = support::lifetime_experiment_file("experiments/lifetime.toml", dir, "lifetime.toml", |t| {
+        support::shrink(t, &[0, 1], 30, 15, 4);
+        let dqn = t["agents"]
+            .as_array_mut()
+            .unwrap()
+            .last_mut()
+            .unwrap()
+            .as_table_mut()
+            .unwrap();
+        dqn.insert("hidden".into(), Value::Array(vec![Value::Integer(16)]));
+        dqn.insert("learning_starts".into(), Value::Integer(500));
+    });
+    let (config, env) = Experiment::load_config(&path).unwrap();
+    Experiment::new(&path, config, env, &support::sample_records(), &DqnAgents).unwrap()
+}
+
+#[test]
+fn on_the_lifetime_env_the_upper_bound_is_above_every_agent_and_reference_on_every_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = lifetime_experiment(dir.path());
+    let results = experiment.run(&DqnAgents, &RunOptions::default(), &|_| {}).unwrap();
+    let agents: Vec<&str> = results.runs.iter().map(|r| r.agent.as_str()).collect();
+    assert_eq!(agents, ["random", "random", "q_learning", "q_learning", "dqn", "dqn"]);
+    for split in [Split::Validation, Split::Test] {
+        let references = experiment.references(split);
+        assert_eq!(references.bound.len(), 4);
+        for (i, bound) in references.bound.iter().enumerate() {
+            let (myopic, online) = (references.myopic[i], references.online[i]);
+            assert!(
+                myopic < *bound && online < *bound,
+                "{split:?} campaign {i}: {myopic}, {online} vs {bound}"
+            );
+            for run in &results.runs {
+                for eval in run.evals.iter().filter(|e| e.split == split) {
+                    let got = eval.campaigns[i].return_;
+                    assert!(
+                        got < *bound,
+                        "{} seed {} after {} episodes, {split:?} campaign {i}: {got} vs bound {bound}",
+                        run.agent,
+                        run.seed,
+                        eval.episode
+                    );
+                }
+            }
+        }
+    }
+    // The OR policy beats the myopic one by at least 10% on the test campaigns.
+    let test = experiment.references(Split::Test).means();
+    assert!(test.online >= 1.1 * test.myopic, "{test:?}");
+}

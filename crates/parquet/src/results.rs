@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use contract_rl_core::agents::AgentFactory;
 use contract_rl_core::experiment::{
-    EvalPoint, Experiment, ExperimentConfig, ExperimentError, Results, Trace, acceptance_rate, offer_mix,
+    EvalPoint, Experiment, ExperimentConfig, ExperimentError, Results, Trace, acceptance_rate, labels, offer_mix,
 };
 use contract_rl_core::report::stats::mean;
 use contract_rl_core::report::{AgentSummary, Summary};
@@ -83,7 +83,7 @@ struct Manifest<'a> {
     /// SHA-256 of the resolved experiment and env configs (as JSON).
     config_sha256: String,
     config: &'a ExperimentConfig,
-    env: &'a contract_rl_core::env::EnvConfig,
+    env: serde_json::Value,
     snapshot: SnapshotRef<'a>,
     build: Build,
     seeds: &'a [u64],
@@ -120,7 +120,10 @@ impl LoadedExperiment {
             &out.join("summary.parquet"),
             &mut summary_frame(&summary).expect("equal-length columns"),
         )?;
-        write_text(&out.join("summary.md"), &summary.markdown())?;
+        write_text(
+            &out.join("summary.md"),
+            &(summary.markdown() + &self.experiment.diagnostics(results)),
+        )?;
         let manifest = self.manifest(results, build);
         write_text(
             &out.join("manifest.json"),
@@ -131,7 +134,7 @@ impl LoadedExperiment {
 
     fn manifest<'a>(&'a self, results: &'a Results, build: Build) -> Manifest<'a> {
         let config = self.experiment.config();
-        let env = self.experiment.model().config();
+        let env = self.experiment.kind().config_json();
         let resolved = serde_json::json!({ "experiment": config, "env": env });
         Manifest {
             experiment: &config.name,
@@ -163,7 +166,9 @@ impl LoadedExperiment {
 
     /// `evals.parquet`: one row per evaluation point of each run.
     fn evals_frame(&self, results: &Results) -> DataFrame {
-        let model = self.experiment.model();
+        let kind = self.experiment.kind();
+        let score = self.experiment.score();
+        let l = labels(kind);
         let points: Vec<_> = results
             .runs
             .iter()
@@ -173,7 +178,7 @@ impl LoadedExperiment {
             Column::new(name.into(), points.iter().map(|(_, e)| value(e)).collect::<Vec<f64>>())
         };
         let reference = |e: &EvalPoint| self.experiment.references(e.split).means();
-        let expected = |e: &EvalPoint| mean(e.campaigns.iter().map(|c| c.expected_return));
+        let key = |reference: &str| format!("{reference}_{}", l.score.key);
         let mut columns = vec![
             Column::new(
                 "agent".into(),
@@ -195,32 +200,31 @@ impl LoadedExperiment {
                 "step".into(),
                 points.iter().map(|(_, e)| e.step as i64).collect::<Vec<_>>(),
             ),
-            f64_column("expected_return", &expected),
+            f64_column("expected_return", &|e| {
+                mean(e.campaigns.iter().map(|c| c.expected_return))
+            }),
             f64_column("return", &|e| mean(e.campaigns.iter().map(|c| c.return_))),
-            f64_column("myopic_oracle_expected_return", &|e| reference(e).myopic_oracle),
-            f64_column("online_optimum_expected_return", &|e| reference(e).online_optimum),
-            f64_column("hindsight_expected_return", &|e| reference(e).hindsight_optimum),
-            f64_column("regret", &|e| reference(e).online_optimum - expected(e)),
+            f64_column(&key(l.myopic.key), &|e| reference(e).myopic),
+            f64_column(&key(l.online.key), &|e| reference(e).online),
+            f64_column(&key(l.bound.key), &|e| reference(e).bound),
+            f64_column("regret", &|e| reference(e).online - score.mean(&e.campaigns)),
             f64_column("acceptance_rate", &|e| acceptance_rate(&e.campaigns)),
         ];
-        let contracts = &model.config().contracts;
-        for (a, contract) in contracts.iter().enumerate() {
-            let name = format!("mix_{}", contract.name);
-            columns.push(f64_column(&name, &|e| offer_mix(&e.campaigns, model.n_actions())[a]));
+        let actions = kind.action_names();
+        for (a, action) in actions.iter().enumerate() {
+            let name = format!("mix_{action}");
+            columns.push(f64_column(&name, &|e| offer_mix(&e.campaigns, actions.len())[a]));
         }
-        // Diagnostics: offers left of each quota at the end, and each contract's share of the
-        // offers in each tenth of the campaign.
-        for (a, contract) in contracts.iter().enumerate() {
-            if model.offer_caps()[a].is_some() {
-                let name = format!("offers_left_{}", contract.name);
-                columns.push(f64_column(&name, &|e| {
-                    mean(e.traces.iter().map(|t| f64::from(t.offers_left[a])))
-                }));
-            }
+        // Diagnostics: the shared resources left at the end, and each action's share of the
+        // decisions in each tenth of the campaign.
+        for (k, resource) in kind.resource_names().iter().enumerate() {
+            columns.push(f64_column(resource, &|e| {
+                mean(e.traces.iter().map(|t| t.resources_left[k]))
+            }));
         }
-        for (a, contract) in contracts.iter().enumerate() {
+        for (a, action) in actions.iter().enumerate() {
             for decile in 0..DECILES {
-                let name = format!("share_{}_d{}", contract.name, decile + 1);
+                let name = format!("share_{action}_d{}", decile + 1);
                 columns.push(f64_column(&name, &|e| decile_share(&e.traces, a, decile)));
             }
         }
@@ -279,21 +283,24 @@ fn write_text(path: &Path, text: &str) -> Result<(), ResultsError> {
 /// `summary.parquet`: one row per agent.
 fn summary_frame(summary: &Summary) -> PolarsResult<DataFrame> {
     let col = |f: fn(&AgentSummary) -> f64| summary.agents.iter().map(f).collect::<Vec<f64>>();
+    let (l, r, n) = (&summary.labels, &summary.references, summary.agents.len());
+    let score = l.score.key;
     let mut frame = df!(
         "agent" => summary.agents.iter().map(|a| a.agent.clone()).collect::<Vec<_>>(),
         "runs" => summary.agents.iter().map(|a| a.runs as i64).collect::<Vec<_>>(),
-        "iqm_expected_return" => col(|a| a.iqm_expected_return),
+        format!("iqm_{score}") => col(|a| a.iqm),
         "ci95_low" => col(|a| a.ci_low),
         "ci95_high" => col(|a| a.ci_high),
-        "pct_of_online_optimum" => col(|a| a.pct_of_online_optimum),
-        "pct_of_myopic_oracle" => col(|a| a.pct_of_myopic_oracle),
+        format!("pct_of_{}", l.online.key) => col(|a| a.pct_of_online),
+        format!("pct_of_{}", l.bound.key) => col(|a| a.pct_of_bound),
+        format!("pct_of_{}", l.myopic.key) => col(|a| a.pct_of_myopic),
         "iqm_regret" => col(|a| a.iqm_regret),
         "mean_acceptance_rate" => col(|a| a.mean_acceptance_rate),
-        "myopic_oracle_expected_return" => vec![summary.references.myopic_oracle; summary.agents.len()],
-        "online_optimum_expected_return" => vec![summary.references.online_optimum; summary.agents.len()],
-        "hindsight_expected_return" => vec![summary.references.hindsight_optimum; summary.agents.len()],
+        format!("{}_{score}", l.myopic.key) => vec![r.myopic; n],
+        format!("{}_{score}", l.online.key) => vec![r.online; n],
+        format!("{}_{score}", l.bound.key) => vec![r.bound; n],
     )?;
-    for (c, name) in summary.contracts.iter().enumerate() {
+    for (c, name) in summary.actions.iter().enumerate() {
         frame.with_column(Column::new(
             format!("mix_{name}").into(),
             summary.agents.iter().map(|a| a.mix[c]).collect::<Vec<f64>>(),

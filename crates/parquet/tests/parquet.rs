@@ -153,7 +153,7 @@ fn quickstart_q_learning_reaches_ninety_percent_of_the_myopic_oracle() {
     let q = summary.agent("q_learning").unwrap();
     let random = summary.agent("random").unwrap();
     let single = summary.agent("best_single").unwrap();
-    assert!(q.pct_of_myopic_oracle >= 90.0, "{}", summary.table());
+    assert!(q.pct_of_myopic >= 90.0, "{}", summary.table());
     assert!(
         q.ci_low > random.ci_high && q.ci_low > single.ci_high,
         "{}",

@@ -327,6 +327,13 @@ impl EnvModel {
         &self.config
     }
 
+    /// The age band of `user` (a bucket of `state.age_edges_years`).
+    pub fn age_bucket(&self, user: u32) -> usize {
+        let b = &self.config.state;
+        let per_age_band = (b.seniority_edges_years.len() + 1) * 2 * self.config.regions.len();
+        self.static_state[user as usize] as usize / per_age_band
+    }
+
     /// Number of contracts (actions).
     pub fn n_actions(&self) -> usize {
         self.n_actions
@@ -512,6 +519,11 @@ impl ContractChoiceEnv {
     /// The shared model.
     pub fn model(&self) -> &Arc<EnvModel> {
         &self.model
+    }
+
+    /// Offers left of each contract (meaningful for quota'd ones).
+    pub fn offers_left(&self) -> &[u16; MAX_CONTRACTS] {
+        &self.offers_left
     }
 
     /// Starts a campaign. A seed reseeds the env's RNG; `None` continues its stream.

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use super::config::EnvConfig;
 use super::contract_choice::{ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step};
 use super::lifetime::{CustomerLifetimeEnv, LifetimeConfig, LifetimeModel};
+use rand::{RngExt, SeedableRng};
+
 use crate::config::{ConfigError, load_toml};
 use crate::record::UserRecord;
 
@@ -17,6 +19,8 @@ pub trait Env {
     fn reset(&mut self, seed: Option<u64>) -> (Observation, ResetInfo);
     /// Takes `action`; a masked action is an error.
     fn step(&mut self, action: usize) -> Result<Step, EnvError>;
+    /// What is left of the shared resources, in [`EnvKind::resource_names`] order.
+    fn resources_left(&self) -> Vec<f64>;
 }
 
 impl Env for ContractChoiceEnv {
@@ -27,6 +31,15 @@ impl Env for ContractChoiceEnv {
     fn step(&mut self, action: usize) -> Result<Step, EnvError> {
         ContractChoiceEnv::step(self, action)
     }
+
+    fn resources_left(&self) -> Vec<f64> {
+        let caps = self.model().offer_caps();
+        let left = self.offers_left();
+        (0..caps.len())
+            .filter(|&a| caps[a].is_some())
+            .map(|a| f64::from(left[a]))
+            .collect()
+    }
 }
 
 impl Env for CustomerLifetimeEnv {
@@ -36,6 +49,10 @@ impl Env for CustomerLifetimeEnv {
 
     fn step(&mut self, action: usize) -> Result<Step, EnvError> {
         CustomerLifetimeEnv::step(self, action)
+    }
+
+    fn resources_left(&self) -> Vec<f64> {
+        vec![f64::from(self.stock()), self.budget()]
     }
 }
 
@@ -103,6 +120,88 @@ impl EnvKind {
         }
     }
 
+    /// Names of the actions: the contracts, after "no_offer" where the kind has it.
+    pub fn action_names(&self) -> Vec<String> {
+        match self {
+            Self::ContractChoice(m) => m.config().contracts.iter().map(|c| c.name.clone()).collect(),
+            Self::CustomerLifetime(m) => std::iter::once("no_offer".to_owned())
+                .chain(m.config().contracts.iter().map(|c| c.name.clone()))
+                .collect(),
+        }
+    }
+
+    /// Names of the shared resources [`Env::resources_left`] reports: each quota'd contract's
+    /// offers left, or the handsets in stock and the offer budget.
+    pub fn resource_names(&self) -> Vec<String> {
+        match self {
+            Self::ContractChoice(m) => m
+                .config()
+                .contracts
+                .iter()
+                .zip(m.offer_caps())
+                .filter(|(_, cap)| cap.is_some())
+                .map(|(c, _)| format!("offers_left_{}", c.name))
+                .collect(),
+            Self::CustomerLifetime(_) => vec!["stock_left".to_owned(), "budget_left".to_owned()],
+        }
+    }
+
+    /// The segments diagnostics group offers by: the age bands of the env's state buckets.
+    pub fn segment_names(&self) -> Vec<String> {
+        age_bands(match self {
+            Self::ContractChoice(m) => &m.config().state.age_edges_years,
+            Self::CustomerLifetime(m) => &m.config().state.age_edges_years,
+        })
+    }
+
+    /// The segment of `user` (an index into [`Self::segment_names`]).
+    pub fn segment(&self, user: u32) -> usize {
+        match self {
+            Self::ContractChoice(m) => m.age_bucket(user),
+            Self::CustomerLifetime(m) => m.age_bucket(user),
+        }
+    }
+
+    /// Steps in a campaign: exact for contract choice; for customer lifetime, where it depends
+    /// on the policy, the mean over 8 campaigns of the uniformly random policy (the learners'
+    /// exploration schedules span training steps estimated from it).
+    pub fn typical_episode_len(&self) -> usize {
+        match self {
+            Self::ContractChoice(m) => m.episode_len(),
+            Self::CustomerLifetime(_) => {
+                let mut env = self.make(Split::Train, 0);
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+                let steps: usize = (0..8)
+                    .map(|seed| {
+                        let (mut obs, _) = env.reset(Some(seed));
+                        let mut steps = 1;
+                        loop {
+                            let action = obs
+                                .mask
+                                .nth(rng.random_range(0..obs.mask.count() as usize))
+                                .expect("in the mask");
+                            let step = env.step(action).expect("a masked action");
+                            if step.terminated {
+                                return steps;
+                            }
+                            (obs, steps) = (step.obs, steps + 1);
+                        }
+                    })
+                    .sum();
+                steps / 8
+            }
+        }
+    }
+
+    /// The resolved env config, as the results manifest records it.
+    pub fn config_json(&self) -> serde_json::Value {
+        match self {
+            Self::ContractChoice(m) => serde_json::to_value(m.config()),
+            Self::CustomerLifetime(m) => serde_json::to_value(m.config()),
+        }
+        .expect("env configs serialise")
+    }
+
     /// The contract-choice model, which its oracles and baselines are built on.
     pub fn contract_choice(&self) -> Option<&Arc<EnvModel>> {
         match self {
@@ -110,6 +209,18 @@ impl EnvKind {
             Self::CustomerLifetime(_) => None,
         }
     }
+}
+
+/// "<33", "33-44", ..., "60+" for age edges [33, 45, 60].
+fn age_bands(edges: &[f64]) -> Vec<String> {
+    (0..=edges.len())
+        .map(|i| match (i.checked_sub(1).map(|j| edges[j]), edges.get(i)) {
+            (None, Some(hi)) => format!("age <{hi}"),
+            (Some(lo), Some(hi)) => format!("age {lo}-{}", hi - 1.0),
+            (Some(lo), None) => format!("age {lo}+"),
+            (None, None) => "all ages".to_owned(),
+        })
+        .collect()
 }
 
 /// An env file of either kind: a file with `kind = "customer-lifetime"` is a

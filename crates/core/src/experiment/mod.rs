@@ -6,10 +6,11 @@
 //! never from scheduling, so the same config gives the same tables bit for bit.
 
 mod config;
+mod diagnostics;
+mod references;
 mod rollout;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -18,16 +19,14 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 pub use config::{Budget, DiagnosticsSchedule, Evaluation, ExperimentConfig};
+pub use references::{ReferenceReturns, Score, labels};
 pub use rollout::{EpisodeStats, Mode, Trace, evaluate, evaluate_traced, play_episode};
 
-use crate::agents::{
-    Agent, AgentConfig, AgentError, AgentFactory, AgentRng, Diagnostics, HindsightOracle, MyopicOracle, OnlineOracle,
-};
+use crate::agents::{Agent, AgentConfig, AgentError, AgentFactory, AgentRng, Diagnostics};
 use crate::config::ConfigError;
-use crate::env::{EnvConfig, EnvError, EnvFile, EnvKind, EnvModel, Split};
+use crate::env::{EnvError, EnvFile, EnvKind, Split};
 use crate::record::UserRecord;
-use crate::report::stats::mean;
-use crate::report::{FinalEval, References, Summary};
+use crate::report::{FinalEval, Summary};
 
 /// Why an experiment cannot start, or a run could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -82,26 +81,6 @@ pub struct EvalPoint {
     pub traces: Vec<Trace>,
 }
 
-/// The references' expected returns on each evaluation campaign of one split.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReferenceReturns {
-    pub myopic_oracle: Vec<f64>,
-    pub online_optimum: Vec<f64>,
-    pub hindsight_optimum: Vec<f64>,
-}
-
-impl ReferenceReturns {
-    /// Means per campaign.
-    pub fn means(&self) -> References {
-        let m = |v: &[f64]| mean(v.iter().copied());
-        References {
-            myopic_oracle: m(&self.myopic_oracle),
-            online_optimum: m(&self.online_optimum),
-            hindsight_optimum: m(&self.hindsight_optimum),
-        }
-    }
-}
-
 /// A learner's diagnostics at one point of training.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MetricPoint {
@@ -145,27 +124,19 @@ pub struct Results {
 #[derive(Debug)]
 pub struct Experiment {
     config: ExperimentConfig,
-    model: Arc<EnvModel>,
     kind: EnvKind,
+    /// Steps of a campaign, as the learners' schedules assume.
+    episode_len: usize,
     /// The references on the validation and the test campaigns.
     references: [ReferenceReturns; 2],
 }
 
 impl Experiment {
     /// Reads the experiment file at `path` and its env file (the caller reads the snapshot).
-    pub fn load_config(path: &Path) -> Result<(ExperimentConfig, EnvConfig), ConfigError> {
+    pub fn load_config(path: &Path) -> Result<(ExperimentConfig, EnvFile), ConfigError> {
         let config = ExperimentConfig::load(path)?;
-        match EnvFile::load(&config.env)? {
-            EnvFile::ContractChoice(env) => Ok((config, env)),
-            EnvFile::CustomerLifetime(_) => Err(ConfigError::invalid(
-                path,
-                "env",
-                format!(
-                    "{} is a customer-lifetime env, which `run` does not take yet; `check-env` and `references` do",
-                    config.env.display()
-                ),
-            )),
-        }
+        let env = EnvFile::load(&config.env)?;
+        Ok((config, env))
     }
 
     /// Builds the env on the snapshot's `records` and checks every agent with `factory`, all
@@ -173,16 +144,14 @@ impl Experiment {
     pub fn new(
         file: &Path,
         config: ExperimentConfig,
-        env: EnvConfig,
+        env: EnvFile,
         records: &[UserRecord],
         factory: &dyn AgentFactory,
     ) -> Result<Self, ExperimentError> {
-        let model = EnvModel::build(env, records).map_err(|source| ExperimentError::Env {
+        let kind = env.build(records).map_err(|source| ExperimentError::Env {
             snapshot: config.snapshot.clone(),
             source,
         })?;
-        let model = Arc::new(model);
-        let kind = EnvKind::from(Arc::clone(&model));
         for (index, agent) in config.agents.iter().enumerate() {
             factory.check(agent, &kind).map_err(|source| ExperimentError::Agent {
                 file: file.to_owned(),
@@ -191,10 +160,10 @@ impl Experiment {
                 source,
             })?;
         }
-        let references = [Split::Validation, Split::Test].map(|split| reference_returns(&model, &config, split));
+        let references = [Split::Validation, Split::Test].map(|split| ReferenceReturns::compute(&kind, &config, split));
         Ok(Self {
             config,
-            model,
+            episode_len: kind.typical_episode_len(),
             kind,
             references,
         })
@@ -205,9 +174,14 @@ impl Experiment {
         &self.config
     }
 
-    /// The env model shared by all runs.
-    pub fn model(&self) -> &Arc<EnvModel> {
-        &self.model
+    /// The env kind and model shared by all runs.
+    pub fn kind(&self) -> &EnvKind {
+        &self.kind
+    }
+
+    /// How evaluations score a campaign.
+    pub fn score(&self) -> Score {
+        Score::of(&self.kind)
     }
 
     /// Training episodes of all runs together (for progress bars).
@@ -261,7 +235,7 @@ impl Experiment {
         let start = Instant::now();
         let name = config.name();
         let episodes = self.episodes_of(config);
-        let total_steps = episodes * self.model.episode_len() as u64;
+        let total_steps = episodes * self.episode_len as u64;
         let mut rng = AgentRng::seed_from_u64(derive_seed(&name, seed, "agent"));
         let mut agent = factory
             .build(config, &self.kind, total_steps, &mut rng)
@@ -333,6 +307,8 @@ impl Experiment {
     /// The comparison of the final test evaluations.
     pub fn summary(&self, results: &Results) -> Summary {
         let references = self.references(Split::Test).means();
+        let score = self.score();
+        let n_actions = self.kind.spaces().n_actions;
         let per_agent: Vec<(String, Vec<FinalEval>)> = self
             .config
             .agents
@@ -345,24 +321,28 @@ impl Experiment {
                     .filter(|r| r.agent == name)
                     .map(|r| {
                         let test = r.test_eval();
-                        let expected = mean(test.campaigns.iter().map(|c| c.expected_return));
+                        let value = score.mean(&test.campaigns);
                         FinalEval {
-                            expected_return: expected,
-                            regret: references.online_optimum - expected,
+                            score: value,
+                            regret: references.online - value,
                             acceptance_rate: acceptance_rate(&test.campaigns),
-                            mix: offer_mix(&test.campaigns, self.model.n_actions()),
+                            mix: offer_mix(&test.campaigns, n_actions),
                         }
                     })
                     .collect();
                 (name, finals)
             })
             .collect();
-        let contracts = self.model.config().contracts.iter().map(|c| c.name.clone()).collect();
-        Summary::new(&self.config.name, contracts, references, &per_agent)
+        Summary::new(
+            &self.config.name,
+            self.kind.action_names(),
+            labels(&self.kind),
+            references,
+            &per_agent,
+        )
     }
 
-    /// The references' expected returns on the evaluation campaigns of `split` (validation or
-    /// test).
+    /// The references' scores on the evaluation campaigns of `split` (validation or test).
     pub fn references(&self, split: Split) -> &ReferenceReturns {
         match split {
             Split::Validation => &self.references[0],
@@ -379,25 +359,6 @@ impl RunResult {
             .iter()
             .rfind(|e| e.split == Split::Test)
             .expect("every run ends with a test evaluation")
-    }
-}
-
-/// The references' expected returns on the evaluation campaigns of `split` (they do not depend
-/// on any run).
-fn reference_returns(model: &Arc<EnvModel>, config: &ExperimentConfig, split: Split) -> ReferenceReturns {
-    let eval = &config.evaluation;
-    let kind = EnvKind::from(Arc::clone(model));
-    let mut rng = AgentRng::seed_from_u64(0);
-    let mut expected = |agent: &mut dyn Agent| {
-        evaluate(&kind, agent, &mut rng, split, eval.episodes, eval.seed)
-            .iter()
-            .map(|s| s.expected_return)
-            .collect()
-    };
-    ReferenceReturns {
-        myopic_oracle: expected(&mut MyopicOracle::new(Arc::clone(model))),
-        online_optimum: expected(&mut OnlineOracle::new(Arc::clone(model))),
-        hindsight_optimum: expected(&mut HindsightOracle::new(Arc::clone(model))),
     }
 }
 

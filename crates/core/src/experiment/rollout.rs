@@ -28,14 +28,16 @@ pub struct EpisodeStats {
     pub offers: [u32; MAX_CONTRACTS],
 }
 
-/// What an evaluation keeps of a campaign besides its statistics, to explain a policy: the
-/// contract offered at each step and the offers left at the end.
+/// What an evaluation keeps of a campaign besides its statistics, to explain a policy: who
+/// each decision was about, what was offered, and the shared resources left at the end.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Trace {
-    /// The contract offered to each user, in campaign order.
+    /// The user of each decision, in campaign order.
+    pub users: Vec<u32>,
+    /// The action taken at each decision.
     pub actions: Vec<u8>,
-    /// Offers left of each contract after the last user (meaningful for quota'd ones).
-    pub offers_left: [u16; MAX_CONTRACTS],
+    /// The shared resources left after the last decision ([`crate::env::EnvKind::resource_names`]).
+    pub resources_left: Vec<f64>,
 }
 
 /// Plays one campaign of `env` (reset with `seed`, or continuing its RNG when `None`).
@@ -81,8 +83,8 @@ fn play<E: Env + ?Sized>(
         stats.accepted += u32::from(step.info.accepted);
         stats.offers[action] += 1;
         if let Some(trace) = trace.as_deref_mut() {
+            trace.users.push(obs.user);
             trace.actions.push(action as u8);
-            trace.offers_left = step.obs.offers_left;
         }
         if mode == Mode::Train {
             let transition = Transition {
@@ -96,6 +98,9 @@ fn play<E: Env + ?Sized>(
             agent.observe(&transition, rng);
         }
         if step.terminated || step.truncated {
+            if let Some(trace) = trace {
+                trace.resources_left = env.resources_left();
+            }
             return stats;
         }
         obs = step.obs;

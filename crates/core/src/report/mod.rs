@@ -3,4 +3,4 @@
 pub mod stats;
 mod summary;
 
-pub use summary::{AgentSummary, FinalEval, Improvement, References, Summary};
+pub use summary::{AgentSummary, FinalEval, Improvement, Labels, Named, References, Summary};

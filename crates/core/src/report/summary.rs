@@ -1,29 +1,50 @@
 //! The comparison table of an experiment on the test campaigns: per agent, the IQM over seeds of
-//! the final evaluation with its 95% bootstrap interval, the share of the online optimum reached
-//! and regret against it, beside the references (myopic oracle, online optimum, hindsight
-//! bound), and the probability of improvement between agents with its interval.
+//! the final evaluation with its 95% bootstrap interval, the share of the best online reference
+//! reached and regret against it, and the share of the upper bound, beside the references
+//! (myopic, best online, bound), and the probability of improvement between agents with its
+//! interval.
 
 use std::fmt::Write;
 
 use super::stats::{improvement_interval, iqm, iqm_interval, mean, probability_of_improvement, seed_for};
 
-/// Mean expected return per test campaign of the references, each knowing more than the last.
+/// Mean score per test campaign of the references, each knowing more than the last.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct References {
-    /// The model, the current user only.
-    pub myopic_oracle: f64,
-    /// The model and the user population, not the campaign's order: the best online policy.
-    pub online_optimum: f64,
-    /// The whole campaign in advance: the upper bound.
-    pub hindsight_optimum: f64,
+    /// The myopic policy.
+    pub myopic: f64,
+    /// The best online policy the env kind can compute: regret and "% of" are against it.
+    pub online: f64,
+    /// The upper bound.
+    pub bound: f64,
+}
+
+/// A score or a reference as an env kind names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Named {
+    /// In column names, e.g. `online_optimum`.
+    pub key: &'static str,
+    /// In text, e.g. "online optimum".
+    pub label: &'static str,
+    /// What it knows (for references) or means (for the score).
+    pub knows: &'static str,
+}
+
+/// What a summary calls its score and its three references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Labels {
+    pub score: Named,
+    pub myopic: Named,
+    pub online: Named,
+    pub bound: Named,
 }
 
 /// The final test evaluation of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinalEval {
-    /// Mean expected return per test campaign.
-    pub expected_return: f64,
-    /// Mean regret against the online optimum per campaign.
+    /// Mean score per test campaign.
+    pub score: f64,
+    /// Mean regret against the best online reference per campaign.
     pub regret: f64,
     /// Accepted offers / offers.
     pub acceptance_rate: f64,
@@ -36,21 +57,24 @@ pub struct FinalEval {
 pub struct AgentSummary {
     pub agent: String,
     pub runs: usize,
-    pub iqm_expected_return: f64,
+    /// IQM over seeds of the final score.
+    pub iqm: f64,
     pub ci_low: f64,
     pub ci_high: f64,
-    /// IQM expected return as a percentage of the online optimum's.
-    pub pct_of_online_optimum: f64,
-    /// IQM expected return as a percentage of the myopic oracle's.
-    pub pct_of_myopic_oracle: f64,
-    /// IQM regret against the online optimum.
+    /// IQM score as a percentage of the best online reference's.
+    pub pct_of_online: f64,
+    /// IQM score as a percentage of the upper bound.
+    pub pct_of_bound: f64,
+    /// IQM score as a percentage of the myopic reference's.
+    pub pct_of_myopic: f64,
+    /// IQM regret against the best online reference.
     pub iqm_regret: f64,
     pub mean_acceptance_rate: f64,
     /// Mean share of offers of each contract, in catalogue order.
     pub mix: Vec<f64>,
 }
 
-/// P(row > column) over final expected returns, with its 95% bootstrap interval.
+/// P(row > column) over final scores, with its 95% bootstrap interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Improvement {
     pub probability: f64,
@@ -63,13 +87,14 @@ pub struct Improvement {
 pub struct Summary {
     /// Experiment name.
     pub experiment: String,
-    /// Contract names, in catalogue order.
-    pub contracts: Vec<String>,
+    /// Action names, in action order.
+    pub actions: Vec<String>,
+    pub labels: Labels,
     pub references: References,
     pub agents: Vec<AgentSummary>,
     /// `improvement[i][j]`: agent i against agent j.
     pub improvement: Vec<Vec<Improvement>>,
-    /// Final expected returns per agent, in seed order.
+    /// Final scores per agent, in seed order.
     finals: Vec<Vec<f64>>,
 }
 
@@ -78,13 +103,14 @@ impl Summary {
     /// Every bootstrap is seeded from the names it concerns.
     pub fn new(
         experiment: &str,
-        contracts: Vec<String>,
+        actions: Vec<String>,
+        labels: Labels,
         references: References,
         runs: &[(String, Vec<FinalEval>)],
     ) -> Self {
         let finals: Vec<Vec<f64>> = runs
             .iter()
-            .map(|(_, evals)| evals.iter().map(|e| e.expected_return).collect())
+            .map(|(_, evals)| evals.iter().map(|e| e.score).collect())
             .collect();
         let agents = runs
             .iter()
@@ -92,17 +118,19 @@ impl Summary {
             .map(|((agent, evals), values)| {
                 let (ci_low, ci_high) = iqm_interval(values, seed_for(&[agent]));
                 let regrets: Vec<f64> = evals.iter().map(|e| e.regret).collect();
+                let value = iqm(values);
                 AgentSummary {
                     agent: agent.clone(),
                     runs: evals.len(),
-                    iqm_expected_return: iqm(values),
+                    iqm: value,
                     ci_low,
                     ci_high,
-                    pct_of_online_optimum: 100.0 * iqm(values) / references.online_optimum,
-                    pct_of_myopic_oracle: 100.0 * iqm(values) / references.myopic_oracle,
+                    pct_of_online: 100.0 * value / references.online,
+                    pct_of_bound: 100.0 * value / references.bound,
+                    pct_of_myopic: 100.0 * value / references.myopic,
                     iqm_regret: iqm(&regrets),
                     mean_acceptance_rate: mean(evals.iter().map(|e| e.acceptance_rate)),
-                    mix: (0..contracts.len())
+                    mix: (0..actions.len())
                         .map(|c| mean(evals.iter().map(|e| e.mix[c])))
                         .collect(),
                 }
@@ -127,7 +155,8 @@ impl Summary {
             .collect();
         Self {
             experiment: experiment.to_owned(),
-            contracts,
+            actions,
+            labels,
             references,
             agents,
             improvement,
@@ -148,27 +177,46 @@ impl Summary {
 
     /// The comparison table (Markdown, readable in a terminal too).
     pub fn table(&self) -> String {
+        let l = &self.labels;
         let mut out = String::new();
         writeln!(
             out,
-            "| agent | runs | IQM expected return | 95% CI | % of online optimum | IQM regret | % of myopic | acceptance | mix ({}) |",
-            self.contracts.join(" / ")
+            "| agent | runs | IQM {} | 95% CI | % of {} | % of {} | IQM regret | % of {} | acceptance | mix ({}) |",
+            l.score.label,
+            l.online.label,
+            l.bound.label,
+            l.myopic.label,
+            self.actions.join(" / ")
         )
         .unwrap();
-        writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|---|").unwrap();
+        writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|---:|---|").unwrap();
+        let r = &self.references;
+        for (label, value) in [(l.myopic, r.myopic), (l.online, r.online), (l.bound, r.bound)] {
+            writeln!(
+                out,
+                "| *{}* (reference) | | {value:.1} | | {:.1}% | {:.1}% | {:.1} | {:.1}% | | |",
+                label.label,
+                100.0 * value / r.online,
+                100.0 * value / r.bound,
+                r.online - value,
+                100.0 * value / r.myopic,
+            )
+            .unwrap();
+        }
         for a in &self.agents {
             let mix: Vec<String> = a.mix.iter().map(|m| format!("{:.0}", 100.0 * m)).collect();
             writeln!(
                 out,
-                "| {} | {} | {:.1} | [{:.1}, {:.1}] | {:.1}% | {:.1} | {:.1}% | {:.3} | {}% |",
+                "| {} | {} | {:.1} | [{:.1}, {:.1}] | {:.1}% | {:.1}% | {:.1} | {:.1}% | {:.3} | {}% |",
                 a.agent,
                 a.runs,
-                a.iqm_expected_return,
+                a.iqm,
                 a.ci_low,
                 a.ci_high,
-                a.pct_of_online_optimum,
+                a.pct_of_online,
+                a.pct_of_bound,
                 a.iqm_regret,
-                a.pct_of_myopic_oracle,
+                a.pct_of_myopic,
                 a.mean_acceptance_rate,
                 mix.join(" / ")
             )
@@ -179,16 +227,23 @@ impl Summary {
 
     /// The full `summary.md`: context, the table, and probabilities of improvement.
     pub fn markdown(&self) -> String {
-        let r = &self.references;
+        let l = &self.labels;
         let mut out = format!("# {}\n\n", self.experiment);
         writeln!(
             out,
-            "Test campaigns (users never trained or tuned on), greedy policies, the final evaluation of each run. \
-             Per campaign the references expect: myopic oracle {:.1} (knows the model, now only), online optimum \
-             {:.1} (knows the model and the user population, not the order), hindsight optimum {:.1} (knows the \
-             whole campaign: the upper bound). IQM = interquartile mean over seeds; 95% CI = percentile bootstrap \
-             over seeds, seeded from the agents' names; regret is against the online optimum.\n",
-            r.myopic_oracle, r.online_optimum, r.hindsight_optimum
+            "Test campaigns (users never trained or tuned on), greedy policies, the final evaluation of each run, \
+             scored by {} ({}). References: {} (knows {}); {} (knows {}); {} (knows {}). IQM = interquartile \
+             mean over seeds; 95% CI = percentile bootstrap over seeds, seeded from the agents' names; regret is \
+             against the {}.\n",
+            l.score.label,
+            l.score.knows,
+            l.myopic.label,
+            l.myopic.knows,
+            l.online.label,
+            l.online.knows,
+            l.bound.label,
+            l.bound.knows,
+            l.online.label,
         )
         .unwrap();
         out.push_str(&self.table());
@@ -206,7 +261,7 @@ impl Summary {
             }
             out.push('\n');
         }
-        out.push_str("\n## Final expected return per seed\n\n");
+        writeln!(out, "\n## Final {} per seed\n", l.score.label).unwrap();
         for (a, values) in self.agents.iter().zip(&self.finals) {
             let list: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
             writeln!(out, "- {}: {}", a.agent, list.join(", ")).unwrap();

@@ -56,7 +56,7 @@ pub use model::{LifetimeModel, sigmoid};
 pub use plan::{Capacity, Prices, UserPlan, UserView, dual, minimise_dual};
 pub use references::{
     BidPrice, Myopic, Reference, ReferenceReturns, believed_shift, believed_views, capacity_left, evaluate_references,
-    play, upper_bound,
+    play, play_with, upper_bound,
 };
 
 #[cfg(test)]

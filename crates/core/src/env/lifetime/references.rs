@@ -72,6 +72,9 @@ pub struct BidPrice {
 }
 
 impl BidPrice {
+    /// Months between re-solves by default: four solves in a year-long campaign.
+    pub const RESOLVE_MONTHS: usize = 3;
+
     pub fn new(resolve_months: usize) -> Self {
         Self {
             resolve_months: resolve_months.max(1),
@@ -151,10 +154,20 @@ pub fn upper_bound(env: &CustomerLifetimeEnv) -> f64 {
 
 /// The return of one campaign under `policy`.
 pub fn play(env: &mut CustomerLifetimeEnv, policy: &mut dyn Reference) -> f64 {
+    play_with(env, policy, |_, _| {})
+}
+
+/// [`play`], telling `on_decision` the user and the action of every decision.
+pub fn play_with(
+    env: &mut CustomerLifetimeEnv,
+    policy: &mut dyn Reference,
+    mut on_decision: impl FnMut(u32, usize),
+) -> f64 {
     policy.begin(env);
     let mut total = 0.0;
-    while env.current().is_some() {
+    while let Some(slot) = env.current() {
         let action = policy.act(env);
+        on_decision(env.cohort()[slot], action);
         total += env.step(action).expect("references act within the mask").reward;
     }
     total

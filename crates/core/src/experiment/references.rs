@@ -1,0 +1,181 @@
+//! What evaluations score, and the references every summary reports beside the agents: the
+//! myopic policy, the best online policy the env kind can compute (regret and "% of" are
+//! against it) and an upper bound, each named with what it knows.
+
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rayon::prelude::*;
+
+use super::config::ExperimentConfig;
+use super::rollout::{EpisodeStats, Trace, evaluate_traced};
+use crate::agents::{Agent, AgentRng, HindsightOracle, MyopicOracle, OnlineOracle};
+use crate::env::lifetime::{self, BidPrice, CustomerLifetimeEnv, Myopic, Reference};
+use crate::env::{Env, EnvKind, Split};
+use crate::report::stats::mean;
+use crate::report::{Labels, Named, References};
+
+/// How a campaign is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Score {
+    /// The sum of the offers' expected rewards, without sampling noise (contract choice, where
+    /// an offer's expectation is known in closed form).
+    Expected,
+    /// The sampled return (customer lifetime, where an offer's effect runs through later
+    /// months); agents and references meet the same campaigns with the same seeds.
+    Sampled,
+}
+
+impl Score {
+    pub fn of(kind: &EnvKind) -> Self {
+        match kind {
+            EnvKind::ContractChoice(_) => Self::Expected,
+            EnvKind::CustomerLifetime(_) => Self::Sampled,
+        }
+    }
+
+    /// The score of one campaign.
+    pub fn campaign(self, stats: &EpisodeStats) -> f64 {
+        match self {
+            Self::Expected => stats.expected_return,
+            Self::Sampled => stats.return_,
+        }
+    }
+
+    /// The mean score over `campaigns`.
+    pub fn mean(self, campaigns: &[EpisodeStats]) -> f64 {
+        mean(campaigns.iter().map(|c| self.campaign(c)))
+    }
+}
+
+/// What a summary calls the score and the references of `kind`.
+pub fn labels(kind: &EnvKind) -> Labels {
+    let named = |key, label, knows| Named { key, label, knows };
+    match kind {
+        EnvKind::ContractChoice(_) => Labels {
+            score: named(
+                "expected_return",
+                "expected return",
+                "the offers' expected rewards, no sampling noise",
+            ),
+            myopic: named(
+                "myopic_oracle",
+                "myopic oracle",
+                "the response model; the current user only",
+            ),
+            online: named(
+                "online_optimum",
+                "online optimum",
+                "the response model and the user population, not the campaign's order",
+            ),
+            bound: named(
+                "hindsight",
+                "hindsight optimum",
+                "the whole campaign in advance: the upper bound",
+            ),
+        },
+        EnvKind::CustomerLifetime(_) => Labels {
+            score: named(
+                "return",
+                "return",
+                "the sampled profit of the campaign; every agent and reference meets the same campaigns and seeds",
+            ),
+            myopic: named(
+                "myopic_oracle",
+                "myopic oracle",
+                "the response model and every latent; ignores churn, fatigue's future cost and that stock and budget run out",
+            ),
+            online: named(
+                "bid_price",
+                "bid-price (OR policy)",
+                "the response, churn and fatigue models, latents only through each user's history; \
+                 prices stock and budget by Lagrangian relaxation re-solved every 3 months, plans each user by DP",
+            ),
+            bound: named(
+                "upper_bound",
+                "upper bound",
+                "everything, latents included; resources bind only on average (the relaxation's value)",
+            ),
+        },
+    }
+}
+
+/// The references' scores on each evaluation campaign of one split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceReturns {
+    pub myopic: Vec<f64>,
+    pub online: Vec<f64>,
+    pub bound: Vec<f64>,
+    /// What the myopic and the online reference did on each campaign (the bound is no policy).
+    pub traces: [Vec<Trace>; 2],
+}
+
+impl ReferenceReturns {
+    /// The references on the `episodes` evaluation campaigns of `split` (the same ones agents
+    /// are evaluated on).
+    pub fn compute(kind: &EnvKind, config: &ExperimentConfig, split: Split) -> Self {
+        let eval = &config.evaluation;
+        match kind {
+            EnvKind::ContractChoice(model) => {
+                let mut rng = AgentRng::seed_from_u64(0);
+                let mut play = |agent: &mut dyn Agent| {
+                    let (stats, traces) = evaluate_traced(kind, agent, &mut rng, split, eval.episodes, eval.seed);
+                    (stats.iter().map(|s| s.expected_return).collect(), traces)
+                };
+                let (myopic, myopic_traces) = play(&mut MyopicOracle::new(Arc::clone(model)));
+                let (online, online_traces) = play(&mut OnlineOracle::new(Arc::clone(model)));
+                Self {
+                    myopic,
+                    online,
+                    bound: play(&mut HindsightOracle::new(Arc::clone(model))).0,
+                    traces: [myopic_traces, online_traces],
+                }
+            }
+            EnvKind::CustomerLifetime(model) => {
+                let campaigns: Vec<([f64; 3], [Trace; 2])> = (0..eval.episodes as u64)
+                    .into_par_iter()
+                    .map(|i| {
+                        // As `evaluate` does: an env seeded with the evaluation seed, reset
+                        // with seed + i.
+                        let seed = eval.seed.wrapping_add(i);
+                        let mut env = CustomerLifetimeEnv::new(Arc::clone(model), split, eval.seed);
+                        env.reset(Some(seed));
+                        let bound = lifetime::upper_bound(&env);
+                        let mut traces = [Trace::default(), Trace::default()];
+                        let play = |env: &mut CustomerLifetimeEnv, policy: &mut dyn Reference, trace: &mut Trace| {
+                            let total = lifetime::play_with(env, policy, |user, action| {
+                                trace.users.push(user);
+                                trace.actions.push(action as u8);
+                            });
+                            trace.resources_left = env.resources_left();
+                            total
+                        };
+                        let [myopic_trace, online_trace] = &mut traces;
+                        let myopic = play(&mut env, &mut Myopic, myopic_trace);
+                        env.reset(Some(seed));
+                        let online = play(&mut env, &mut BidPrice::new(BidPrice::RESOLVE_MONTHS), online_trace);
+                        ([myopic, online, bound], traces)
+                    })
+                    .collect();
+                let column = |i: usize| campaigns.iter().map(|c| c.0[i]).collect();
+                let traces = |i: usize| campaigns.iter().map(|c| c.1[i].clone()).collect();
+                Self {
+                    myopic: column(0),
+                    online: column(1),
+                    bound: column(2),
+                    traces: [traces(0), traces(1)],
+                }
+            }
+        }
+    }
+
+    /// Means over the campaigns.
+    pub fn means(&self) -> References {
+        let m = |v: &[f64]| mean(v.iter().copied());
+        References {
+            myopic: m(&self.myopic),
+            online: m(&self.online),
+            bound: m(&self.bound),
+        }
+    }
+}
