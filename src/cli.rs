@@ -147,6 +147,18 @@ pub enum Command {
         #[arg(long)]
         snapshot: Option<PathBuf>,
     },
+    /// Compare the agents of one or more results folders (same env, snapshot and evaluation
+    /// campaigns): IQM, median and mean with 95% bootstrap intervals, the probability of
+    /// improvement between every pair and performance profiles, into comparison.md and
+    /// comparison.parquet.
+    Compare {
+        /// Results folders written by `run`.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long, default_value = "results/comparison")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

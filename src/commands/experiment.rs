@@ -1,4 +1,4 @@
-//! `run`: an experiment into its results folder.
+//! `run`: an experiment into its results folder; `compare`: results folders side by side.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use contract_rl_core::experiment::RunOptions;
 use contract_rl_dqn::DqnAgents;
-use contract_rl_parquet::{Build, LoadedExperiment};
+use contract_rl_parquet::{Build, LoadedExperiment, write_comparison};
 
 use super::progress_bar;
 
@@ -30,5 +30,26 @@ pub fn run(config: &Path, out: Option<PathBuf>, snapshot: Option<&Path>, quiet: 
     let summary = loaded.write_results(&out, &results, BUILD).context("writing results")?;
     print!("{}", summary.table());
     println!("results in {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `compare`: the agents of `dirs` into `out`, printing the aggregates.
+pub fn compare(dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
+    let comparison = contract_rl_parquet::compare(dirs)?;
+    let title = format!(
+        "Comparison of {}",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    write_comparison(out, &title, &comparison).context("writing the comparison")?;
+    let markdown = comparison.markdown(&title);
+    let table = markdown
+        .split("\n\n")
+        .find(|part| part.starts_with("| agent"))
+        .unwrap_or_default();
+    println!("{table}");
+    println!("comparison in {}", out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
         } => data::references(&env, &snapshot, campaigns, episodes, resolve_months, seed),
         Command::Run { config, out, snapshot } => experiment::run(&config, out, snapshot.as_deref(), quiet),
+        Command::Compare { dirs, out } => experiment::compare(&dirs, &out),
         Command::Ingest { users, services } => services::ingest(&users, &services, quiet),
         Command::Sink {
             until_caught_up,

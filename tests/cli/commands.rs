@@ -249,3 +249,15 @@ fn run_writes_every_table_and_names_the_build_it_came_from() {
     assert_eq!(manifest["build"]["commit"], commit.as_str());
     assert_eq!(manifest["build"]["version"], env!("CARGO_PKG_VERSION"));
 }
+
+#[test]
+fn compare_names_a_folder_that_is_no_results_folder_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("comparison");
+    let missing = dir.path().join("never-ran");
+    let run = contract_rl(&["compare", missing.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("never-ran/manifest.json"), "{stderr}");
+    assert!(!out.exists());
+}

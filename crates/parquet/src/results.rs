@@ -41,6 +41,9 @@ pub enum ResultsError {
     /// A text file could not be written.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// The folder just written could not be read back for its comparison.
+    #[error("reading back the results: {0}")]
+    Compare(Box<crate::CompareError>),
 }
 
 /// The build that ran an experiment, for the manifest.
@@ -84,6 +87,8 @@ struct Manifest<'a> {
     config_sha256: String,
     config: &'a ExperimentConfig,
     env: serde_json::Value,
+    /// The evals column the summary and comparisons score runs by.
+    score: &'static str,
     snapshot: SnapshotRef<'a>,
     build: Build,
     seeds: &'a [u64],
@@ -129,6 +134,8 @@ impl LoadedExperiment {
             &out.join("manifest.json"),
             &(serde_json::to_string_pretty(&manifest).expect("manifest serialises") + "\n"),
         )?;
+        let comparison = crate::compare(&[out.to_owned()]).map_err(|e| ResultsError::Compare(Box::new(e)))?;
+        crate::write_comparison(out, &self.experiment.config().name, &comparison)?;
         Ok(summary)
     }
 
@@ -141,6 +148,7 @@ impl LoadedExperiment {
             config_sha256: table::hex(&Sha256::digest(resolved.to_string().as_bytes())),
             config,
             env,
+            score: labels(self.experiment.kind()).score.key,
             snapshot: SnapshotRef {
                 path: config.snapshot.display().to_string(),
                 sha256: &self.snapshot.sha256,
@@ -273,7 +281,8 @@ fn episodes_frame(results: &Results) -> DataFrame {
     .expect("equal-length columns")
 }
 
-fn write_text(path: &Path, text: &str) -> Result<(), ResultsError> {
+/// Writes `text` to `path`.
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), ResultsError> {
     std::fs::write(path, text).map_err(|source| ResultsError::Io {
         path: path.to_owned(),
         source,

@@ -265,3 +265,81 @@ fn concurrent_writers_never_leave_a_manifest_that_does_not_describe_its_file() {
         [".shared.parquet.lock", "shared.manifest.json", "shared.parquet"]
     );
 }
+
+#[test]
+fn compare_combines_folders_of_the_same_campaigns_and_refuses_others_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = |name: &str, agents: &[&str], eval_seed: i64| {
+        let path = support::experiment_file(dir.path(), |t| {
+            support::shrink(t, &[3, 4, 5, 6], 60, 30, 3);
+            let kept: Vec<Value> = t["agents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| agents.contains(&a["kind"].as_str().unwrap()))
+                .cloned()
+                .collect();
+            t.insert("agents".into(), Value::Array(kept));
+            t["evaluation"]
+                .as_table_mut()
+                .unwrap()
+                .insert("seed".into(), Value::Integer(eval_seed));
+        });
+        let loaded = LoadedExperiment::load(&path, None, &CoreAgents).unwrap();
+        let out = dir.path().join(name);
+        run_into(&loaded, &out);
+        out
+    };
+    let a = experiment("a", &["random", "q_learning"], 7);
+    let b = experiment("b", &["q_learning", "myopic_oracle"], 7);
+
+    // `run` writes the comparison of its own folder, with the summary's figures.
+    let own = table::read(&a.join("comparison.parquet")).unwrap();
+    let summary = table::read(&a.join("summary.parquet")).unwrap();
+    let value = |frame: &polars::prelude::DataFrame, statistic: &str, agent: &str| {
+        let statistics = frame.column("statistic").unwrap().str().unwrap().clone();
+        let agents = frame.column("agent").unwrap().str().unwrap().clone();
+        let values = frame.column("value").unwrap().f64().unwrap().clone();
+        (0..frame.height())
+            .find(|&i| statistics.get(i) == Some(statistic) && agents.get(i) == Some(agent))
+            .map(|i| values.get(i).unwrap())
+            .unwrap_or_else(|| panic!("no {statistic} of {agent}"))
+    };
+    let summary_iqm = summary
+        .column("iqm_expected_return")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(1)
+        .unwrap();
+    assert_eq!(value(&own, "iqm", "q_learning"), summary_iqm);
+
+    let combined = contract_rl_parquet::compare(&[a.clone(), b.clone()]).unwrap();
+    let names: Vec<&str> = combined.agents.iter().map(|x| x.agent.as_str()).collect();
+    // Folders in order, each in its experiment's agent order.
+    assert_eq!(names, ["random", "a/q_learning", "myopic_oracle", "b/q_learning"]);
+    assert!(combined.agents.iter().all(|x| x.runs == 4));
+    // The same runs give the same scores whichever folder they came from.
+    assert_eq!(combined.agents[1].mean, combined.agents[3].mean);
+    assert_eq!(combined.improvement[2][0].value, 1.0);
+    let out = dir.path().join("both");
+    contract_rl_parquet::write_comparison(&out, "both", &combined).unwrap();
+    let frame = table::read(&out.join("comparison.parquet")).unwrap();
+    // Per agent: 3 aggregates, 4 probabilities of improvement, the profile's points.
+    assert_eq!(frame.height(), 4 * (3 + 4 + contract_rl_core::report::PROFILE_POINTS));
+    assert!(
+        std::fs::read_to_string(out.join("comparison.md"))
+            .unwrap()
+            .contains("| b/q_learning | 4 |")
+    );
+
+    let c = experiment("c", &["random"], 8);
+    let error = contract_rl_parquet::compare(&[a.clone(), c.clone()])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("differ in evaluation"), "{error}");
+    let error = contract_rl_parquet::compare(&[a, dir.path().join("nowhere")])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("nowhere/manifest.json"), "{error}");
+}

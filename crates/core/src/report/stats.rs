@@ -37,14 +37,37 @@ pub fn seed_for(names: &[&str]) -> u64 {
     u64::from_le_bytes(hash.finalize()[..8].try_into().expect("8 bytes"))
 }
 
+/// The median of `values` (the mean of the middle two for an even count); NaN when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0
+}
+
 /// A 95% percentile-bootstrap interval of the IQM over runs, resampling runs with replacement
 /// ([`BOOTSTRAP_RESAMPLES`] times, from `seed`).
 pub fn iqm_interval(values: &[f64], seed: u64) -> (f64, f64) {
+    bootstrap_interval(values, seed, iqm)
+}
+
+/// A 95% percentile-bootstrap interval of `statistic` over runs, resampling runs with
+/// replacement ([`BOOTSTRAP_RESAMPLES`] times, from `seed`). One env is one stratum, so the
+/// stratified bootstrap of Agarwal et al. (2021) is this one.
+pub fn bootstrap_interval(values: &[f64], seed: u64, statistic: impl Fn(&[f64]) -> f64) -> (f64, f64) {
     let mut resample = vec![0.0; values.len()];
     percentile_interval(seed, |rng| {
         draw(values, &mut resample, rng);
-        iqm(&resample)
+        statistic(&resample)
     })
+}
+
+/// The share of `values` strictly above `threshold` (a point of a performance profile).
+pub fn fraction_above(values: &[f64], threshold: f64) -> f64 {
+    values.iter().filter(|v| **v > threshold).count() as f64 / values.len() as f64
 }
 
 /// A 95% percentile-bootstrap interval of P(X > Y), resampling the runs of X and of Y
@@ -119,6 +142,16 @@ mod tests {
         let p = probability_of_improvement(&x, &y);
         assert!(lo < p && p < hi && hi <= 1.0 && lo >= 0.0, "{lo} {p} {hi}");
         assert_eq!(improvement_interval(&[2.0; 4], &[1.0; 4], 1), (1.0, 1.0));
+    }
+
+    #[test]
+    fn median_and_fraction_above_are_the_textbook_ones() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        assert_eq!(fraction_above(&[1.0, 2.0, 3.0, 4.0], 2.0), 0.5);
+        let (lo, hi) = bootstrap_interval(&[1.0, 2.0, 3.0, 4.0, 5.0], 9, median);
+        assert!(lo <= 3.0 && 3.0 <= hi && lo < hi);
     }
 
     #[test]

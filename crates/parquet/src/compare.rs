@@ -1,0 +1,204 @@
+//! Comparing results folders: the final test scores of every run in one or more folders of the
+//! same env, snapshot and evaluation campaigns, into `comparison.md` and `comparison.parquet`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use contract_rl_core::report::{AgentRuns, Comparison, Estimate};
+use polars::prelude::*;
+
+use crate::results::{ResultsError, write_text};
+use crate::table::{self, TableError};
+
+/// Why results folders cannot be compared.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// A folder lacks a file or holds one this version cannot read.
+    #[error("{path}: {message}")]
+    Unreadable { path: PathBuf, message: String },
+    /// Two folders are about different envs, snapshots or evaluation campaigns.
+    #[error(
+        "{first} and {other} differ in {what}: their scores are not comparable; compare results of the same env file, snapshot and [evaluation] only"
+    )]
+    Mismatch {
+        first: PathBuf,
+        other: PathBuf,
+        what: &'static str,
+    },
+    /// A folder has no test evaluations.
+    #[error("{0}: evals.parquet has no test evaluations")]
+    NoTestRuns(PathBuf),
+}
+
+/// What makes two folders' scores comparable, from their manifests.
+#[derive(Debug, PartialEq)]
+struct Campaigns {
+    env: serde_json::Value,
+    snapshot: serde_json::Value,
+    evaluation: serde_json::Value,
+    score: String,
+}
+
+/// Reads the test scores of every run in `dirs` and compares the agents. An agent name found in
+/// several folders is labelled `<folder>/<agent>` in each.
+pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, CompareError> {
+    let mut first: Option<(&PathBuf, Campaigns)> = None;
+    let mut folders = Vec::new();
+    for dir in dirs {
+        let campaigns = campaigns(dir)?;
+        if let Some((first_dir, expected)) = &first {
+            for (what, same) in [
+                ("env", expected.env == campaigns.env),
+                ("snapshot", expected.snapshot == campaigns.snapshot),
+                ("evaluation", expected.evaluation == campaigns.evaluation),
+            ] {
+                if !same {
+                    return Err(CompareError::Mismatch {
+                        first: (*first_dir).clone(),
+                        other: dir.clone(),
+                        what,
+                    });
+                }
+            }
+        }
+        folders.push((dir, test_scores(dir, &campaigns.score)?));
+        first.get_or_insert((dir, campaigns));
+    }
+    let (_, campaigns) = first.expect("at least one folder");
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, runs) in &folders {
+        for r in runs {
+            *seen.entry(r.agent.as_str()).or_default() += 1;
+        }
+    }
+    let shared: Vec<String> = seen
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(a, _)| a.to_owned())
+        .collect();
+    let runs: Vec<AgentRuns> = folders
+        .into_iter()
+        .flat_map(|(dir, runs)| {
+            let shared = &shared;
+            let folder = dir
+                .file_name()
+                .map_or_else(|| dir.display().to_string(), |f| f.to_string_lossy().into_owned());
+            runs.into_iter().map(move |mut r| {
+                if shared.contains(&r.agent) {
+                    r.agent = format!("{folder}/{}", r.agent);
+                }
+                r
+            })
+        })
+        .collect();
+    Ok(Comparison::new(&campaigns.score.replace('_', " "), &runs))
+}
+
+fn unreadable(path: &Path, message: impl ToString) -> CompareError {
+    CompareError::Unreadable {
+        path: path.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+fn campaigns(dir: &Path) -> Result<Campaigns, CompareError> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| unreadable(&path, e))?;
+    let manifest: serde_json::Value = serde_json::from_str(&text).map_err(|e| unreadable(&path, e))?;
+    let field = |name: &str| {
+        manifest
+            .get(name)
+            .cloned()
+            .ok_or_else(|| unreadable(&path, format!("no `{name}`: is this a results folder of `run`?")))
+    };
+    let snapshot = field("snapshot")?;
+    Ok(Campaigns {
+        env: field("env")?,
+        snapshot: snapshot.get("sha256").cloned().unwrap_or_default(),
+        evaluation: field("config")?.get("evaluation").cloned().unwrap_or_default(),
+        // Folders written before the lifetime env scored expected returns.
+        score: manifest
+            .get("score")
+            .and_then(|s| s.as_str())
+            .unwrap_or("expected_return")
+            .to_owned(),
+    })
+}
+
+/// Each agent's final test score per seed, in the folder's order.
+fn test_scores(dir: &Path, score: &str) -> Result<Vec<AgentRuns>, CompareError> {
+    let path = dir.join("evals.parquet");
+    let frame = table::read(&path).map_err(|e: TableError| unreadable(&path, e))?;
+    let column = |name: &str| {
+        frame
+            .column(name)
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| unreadable(&path, e))
+    };
+    let (splits, agents) = (column("split")?, column("agent")?);
+    let scores = frame
+        .column(score)
+        .and_then(|c| c.f64().cloned())
+        .map_err(|e| unreadable(&path, e))?;
+    let mut runs: Vec<AgentRuns> = Vec::new();
+    let rows = splits.iter().zip(agents.iter()).zip(scores.iter());
+    for ((_, agent), value) in rows.filter(|((split, _), _)| *split == Some("test")) {
+        let (Some(agent), Some(value)) = (agent, value) else {
+            return Err(unreadable(&path, "a test row without agent or score"));
+        };
+        match runs.iter_mut().find(|r| r.agent == agent) {
+            Some(r) => r.scores.push(value),
+            None => runs.push(AgentRuns {
+                agent: agent.to_owned(),
+                scores: vec![value],
+            }),
+        }
+    }
+    if runs.is_empty() {
+        return Err(CompareError::NoTestRuns(dir.to_owned()));
+    }
+    Ok(runs)
+}
+
+/// Writes `comparison.md` (titled `title`) and `comparison.parquet` into `out`.
+pub fn write_comparison(out: &Path, title: &str, comparison: &Comparison) -> Result<(), ResultsError> {
+    std::fs::create_dir_all(out).map_err(|source| ResultsError::Io {
+        path: out.to_owned(),
+        source,
+    })?;
+    write_text(&out.join("comparison.md"), &comparison.markdown(title))?;
+    table::write(&out.join("comparison.parquet"), &mut comparison_frame(comparison))?;
+    Ok(())
+}
+
+/// A row of `comparison.parquet`: statistic, agent, other agent, threshold, estimate, runs.
+type Row<'a> = (&'a str, &'a str, Option<&'a str>, Option<f64>, Estimate, i64);
+
+/// `comparison.parquet`, long: one row per (statistic, agent[, other agent or threshold]).
+fn comparison_frame(c: &Comparison) -> DataFrame {
+    let mut rows: Vec<Row> = Vec::new();
+    for (i, a) in c.agents.iter().enumerate() {
+        let runs = a.runs as i64;
+        for (statistic, e) in [("iqm", a.iqm), ("median", a.median), ("mean", a.mean)] {
+            rows.push((statistic, &a.agent, None, None, e, runs));
+        }
+        for (other, e) in c.agents.iter().zip(&c.improvement[i]) {
+            rows.push(("p_improvement", &a.agent, Some(&other.agent), None, *e, runs));
+        }
+        for (t, e) in c.thresholds.iter().zip(&c.profiles[i]) {
+            rows.push(("fraction_above", &a.agent, None, Some(*t), *e, runs));
+        }
+    }
+    df!(
+        "statistic" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "agent" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        "other_agent" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        "threshold" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        "value" => rows.iter().map(|r| r.4.value).collect::<Vec<_>>(),
+        "ci95_low" => rows.iter().map(|r| r.4.ci_low).collect::<Vec<_>>(),
+        "ci95_high" => rows.iter().map(|r| r.4.ci_high).collect::<Vec<_>>(),
+        "runs" => rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+        "score" => vec![c.score.as_str(); rows.len()],
+    )
+    .expect("equal-length columns")
+}
