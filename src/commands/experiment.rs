@@ -28,6 +28,7 @@ pub fn run(config: &Path, out: Option<PathBuf>, snapshot: Option<&Path>, quiet: 
     let results = experiment.run(&DqnAgents, &options, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     let summary = loaded.write_results(&out, &results, BUILD).context("writing results")?;
+    contract_rl_report::plot_results(&out).context("plotting results")?;
     print!("{}", summary.table());
     println!("results in {}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -44,6 +45,7 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
             .join(", ")
     );
     write_comparison(out, &title, &comparison).context("writing the comparison")?;
+    contract_rl_report::plot_comparison(out).context("plotting the comparison")?;
     let markdown = comparison.markdown(&title);
     let table = markdown
         .split("\n\n")

@@ -235,6 +235,13 @@ fn run_writes_every_table_and_names_the_build_it_came_from() {
         "metrics.parquet",
         "summary.parquet",
         "summary.md",
+        "comparison.md",
+        "comparison.parquet",
+        "plots/learning_curves.svg",
+        "plots/learning_curves.png",
+        "plots/final_performance.svg",
+        "plots/performance_profiles.png",
+        "plots/training_diagnostics.svg",
     ] {
         assert!(out.join(file).is_file(), "{file}");
     }

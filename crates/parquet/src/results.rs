@@ -89,12 +89,20 @@ struct Manifest<'a> {
     env: serde_json::Value,
     /// The evals column the summary and comparisons score runs by.
     score: &'static str,
+    /// The references' evals columns with their labels: myopic, best online, bound.
+    references: Vec<ReferenceColumn>,
     snapshot: SnapshotRef<'a>,
     build: Build,
     seeds: &'a [u64],
     started_at: chrono::DateTime<chrono::Utc>,
     finished_at: chrono::DateTime<chrono::Utc>,
     runs: Vec<RunTiming<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ReferenceColumn {
+    column: String,
+    label: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -142,13 +150,21 @@ impl LoadedExperiment {
     fn manifest<'a>(&'a self, results: &'a Results, build: Build) -> Manifest<'a> {
         let config = self.experiment.config();
         let env = self.experiment.kind().config_json();
+        let l = labels(self.experiment.kind());
         let resolved = serde_json::json!({ "experiment": config, "env": env });
         Manifest {
             experiment: &config.name,
             config_sha256: table::hex(&Sha256::digest(resolved.to_string().as_bytes())),
             config,
             env,
-            score: labels(self.experiment.kind()).score.key,
+            score: l.score.key,
+            references: [l.myopic, l.online, l.bound]
+                .iter()
+                .map(|r| ReferenceColumn {
+                    column: format!("{}_{}", r.key, l.score.key),
+                    label: r.label,
+                })
+                .collect(),
             snapshot: SnapshotRef {
                 path: config.snapshot.display().to_string(),
                 sha256: &self.snapshot.sha256,
