@@ -18,13 +18,16 @@ pub enum CompareError {
     Unreadable { path: PathBuf, message: String },
     /// Two folders are about different envs, snapshots or evaluation campaigns.
     #[error(
-        "{first} and {other} differ in {what}: their scores are not comparable; compare results of the same env file, snapshot and [evaluation] only"
+        "{first} and {other} differ in {what}: their scores are not comparable; compare results of the same env file, snapshot and test campaigns ([evaluation] episodes and seed) only"
     )]
     Mismatch {
         first: PathBuf,
         other: PathBuf,
         what: &'static str,
     },
+    /// The same folder was given twice.
+    #[error("{0} is given twice")]
+    GivenTwice(PathBuf),
     /// A folder has no test evaluations.
     #[error("{0}: evals.parquet has no test evaluations")]
     NoTestRuns(PathBuf),
@@ -40,11 +43,15 @@ struct Campaigns {
 }
 
 /// Reads the test scores of every run in `dirs` and compares the agents. An agent name found in
-/// several folders is labelled `<folder>/<agent>` in each.
+/// several folders is labelled `<folder path>/<agent>` in each (its bootstraps stay seeded from
+/// its own name).
 pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, CompareError> {
     let mut first: Option<(&PathBuf, Campaigns)> = None;
     let mut folders = Vec::new();
-    for dir in dirs {
+    for (i, dir) in dirs.iter().enumerate() {
+        if dirs[..i].contains(dir) {
+            return Err(CompareError::GivenTwice(dir.clone()));
+        }
         let campaigns = campaigns(dir)?;
         if let Some((first_dir, expected)) = &first {
             for (what, same) in [
@@ -80,12 +87,9 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, CompareError> {
         .into_iter()
         .flat_map(|(dir, runs)| {
             let shared = &shared;
-            let folder = dir
-                .file_name()
-                .map_or_else(|| dir.display().to_string(), |f| f.to_string_lossy().into_owned());
             runs.into_iter().map(move |mut r| {
                 if shared.contains(&r.agent) {
-                    r.agent = format!("{folder}/{}", r.agent);
+                    r.agent = format!("{}/{}", dir.display(), r.agent);
                 }
                 r
             })
@@ -115,7 +119,11 @@ fn campaigns(dir: &Path) -> Result<Campaigns, CompareError> {
     Ok(Campaigns {
         env: field("env")?,
         snapshot: snapshot.get("sha256").cloned().unwrap_or_default(),
-        evaluation: field("config")?.get("evaluation").cloned().unwrap_or_default(),
+        // The test campaigns: how many and from which seed (not how often validation ran).
+        evaluation: {
+            let evaluation = field("config")?.get("evaluation").cloned().unwrap_or_default();
+            serde_json::json!([evaluation.get("episodes"), evaluation.get("seed")])
+        },
         // Folders written before the lifetime env scored expected returns.
         score: manifest
             .get("score")
@@ -150,6 +158,7 @@ fn test_scores(dir: &Path, score: &str) -> Result<Vec<AgentRuns>, CompareError> 
             Some(r) => r.scores.push(value),
             None => runs.push(AgentRuns {
                 agent: agent.to_owned(),
+                name: agent.to_owned(),
                 scores: vec![value],
             }),
         }

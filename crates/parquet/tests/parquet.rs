@@ -316,22 +316,47 @@ fn compare_combines_folders_of_the_same_campaigns_and_refuses_others_by_name() {
 
     let combined = contract_rl_parquet::compare(&[a.clone(), b.clone()]).unwrap();
     let names: Vec<&str> = combined.agents.iter().map(|x| x.agent.as_str()).collect();
-    // Folders in order, each in its experiment's agent order.
-    assert_eq!(names, ["random", "a/q_learning", "myopic_oracle", "b/q_learning"]);
+    // Folders in order, each in its experiment's agent order; a name in both gets its folder.
+    let (in_a, in_b) = (
+        format!("{}/q_learning", a.display()),
+        format!("{}/q_learning", b.display()),
+    );
+    assert_eq!(names, ["random", in_a.as_str(), "myopic_oracle", in_b.as_str()]);
     assert!(combined.agents.iter().all(|x| x.runs == 4));
     // The same runs give the same scores whichever folder they came from.
-    assert_eq!(combined.agents[1].mean, combined.agents[3].mean);
+    assert_eq!(combined.agents[1].mean.value, combined.agents[3].mean.value);
+    // An agent's figures are those of its own folder's comparison, intervals included.
+    let own_iqm = |statistic: &str, column: &str| {
+        let frame = &own;
+        let statistics = frame.column("statistic").unwrap().str().unwrap().clone();
+        let agents = frame.column("agent").unwrap().str().unwrap().clone();
+        let values = frame.column(column).unwrap().f64().unwrap().clone();
+        (0..frame.height())
+            .find(|&i| statistics.get(i) == Some(statistic) && agents.get(i) == Some("q_learning"))
+            .map(|i| values.get(i).unwrap())
+            .unwrap()
+    };
+    let iqm = combined.agents[1].iqm;
+    assert_eq!(
+        (iqm.value, iqm.ci_low, iqm.ci_high),
+        (
+            own_iqm("iqm", "value"),
+            own_iqm("iqm", "ci95_low"),
+            own_iqm("iqm", "ci95_high")
+        )
+    );
     assert_eq!(combined.improvement[2][0].value, 1.0);
     let out = dir.path().join("both");
     contract_rl_parquet::write_comparison(&out, "both", &combined).unwrap();
     let frame = table::read(&out.join("comparison.parquet")).unwrap();
     // Per agent: 3 aggregates, 4 probabilities of improvement, the profile's points.
     assert_eq!(frame.height(), 4 * (3 + 4 + contract_rl_core::report::PROFILE_POINTS));
-    assert!(
-        std::fs::read_to_string(out.join("comparison.md"))
-            .unwrap()
-            .contains("| b/q_learning | 4 |")
-    );
+    let markdown = std::fs::read_to_string(out.join("comparison.md")).unwrap();
+    assert!(markdown.contains(&format!("| {in_b} | 4 |")), "{markdown}");
+    let error = contract_rl_parquet::compare(&[a.clone(), a.clone()])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("given twice"), "{error}");
 
     let c = experiment("c", &["random"], 8);
     let error = contract_rl_parquet::compare(&[a.clone(), c.clone()])

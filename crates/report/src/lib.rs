@@ -2,7 +2,7 @@
 //! learning curves with 95% bands and the references as lines, final performance as intervals,
 //! performance profiles with bands, and each learner's TD loss and mean Q over training. They
 //! are drawn from the folder's own files (`manifest.json`, `evals.parquet`, `metrics.parquet`,
-//! `comparison.parquet`), so a folder can be plotted again at any time.
+//! `comparison.parquet`).
 
 mod data;
 mod plots;

@@ -151,7 +151,8 @@ fn learning_curves<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> Dr
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, curve) in data.curves.iter().enumerate() {
-        let c = color(i);
+        // The agent's colour in every plot of the folder: its place among all agents.
+        let c = color(data.finals.iter().position(|f| f.0 == curve.agent).unwrap_or(i));
         let band: Vec<(f64, f64)> = curve
             .points
             .iter()

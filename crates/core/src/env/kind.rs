@@ -163,7 +163,7 @@ impl EnvKind {
     }
 
     /// Steps in a campaign: exact for contract choice; for customer lifetime, where it depends
-    /// on the policy, the mean over 8 campaigns of the uniformly random policy (the learners'
+    /// on the policy, the mean over 8 campaigns of the uniformly random policy (rounded down) (the learners'
     /// exploration schedules span training steps estimated from it).
     pub fn typical_episode_len(&self) -> usize {
         match self {
@@ -211,7 +211,7 @@ impl EnvKind {
     }
 }
 
-/// "<33", "33-44", ..., "60+" for age edges [33, 45, 60].
+/// "age <33", "age 33-44", ..., "age 60+" for age edges [33, 45, 60].
 fn age_bands(edges: &[f64]) -> Vec<String> {
     (0..=edges.len())
         .map(|i| match (i.checked_sub(1).map(|j| edges[j]), edges.get(i)) {

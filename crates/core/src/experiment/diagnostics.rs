@@ -82,7 +82,8 @@ impl Experiment {
             actions.join(" / ")
         )
         .unwrap();
-        writeln!(out, "| agent | {} | {} |", resources.join(" | "), segments.join(" | ")).unwrap();
+        let header: Vec<&str> = resources.iter().chain(&segments).map(String::as_str).collect();
+        writeln!(out, "| agent | {} |", header.join(" | ")).unwrap();
         writeln!(out, "|---|{}", "---:|".repeat(resources.len() + segments.len())).unwrap();
         let l = super::labels(&self.kind);
         let references = self.references(Split::Test);
@@ -132,8 +133,8 @@ fn validation(run: &RunResult) -> impl Iterator<Item = &super::EvalPoint> {
     run.evals.iter().filter(|e| e.split == Split::Validation)
 }
 
-/// TD loss and mean Q of each learner at its first and last record, and ε at the end (means
-/// over seeds).
+/// TD loss and mean Q of each learner at its first and last record with a value, and ε at the
+/// end (means over seeds).
 fn learner_diagnostics(results: &Results, out: &mut String) {
     let mut agents: Vec<&str> = Vec::new();
     for run in results.runs.iter().filter(|r| !r.metrics.is_empty()) {
@@ -151,10 +152,12 @@ fn learner_diagnostics(results: &Results, out: &mut String) {
     );
     for agent in agents {
         let runs: Vec<&RunResult> = results.runs.iter().filter(|r| r.agent == agent).collect();
+        // Each run's first or last record with a finite value (DQN's loss is NaN before its
+        // first gradient step).
         let at = |last: bool, f: fn(&crate::agents::Diagnostics) -> f64| {
             mean(runs.iter().filter_map(|r| {
-                let m = if last { r.metrics.last() } else { r.metrics.first() };
-                m.map(|m| f(&m.diagnostics))
+                let mut values = r.metrics.iter().map(|m| f(&m.diagnostics)).filter(|v| v.is_finite());
+                if last { values.next_back() } else { values.next() }
             }))
         };
         writeln!(

@@ -372,14 +372,14 @@ pub fn derive_seed(agent: &str, seed: u64, stream: &str) -> u64 {
     u64::from_le_bytes(hash.finalize()[..8].try_into().expect("8 bytes"))
 }
 
-/// Accepted offers / offers over a set of campaigns.
+/// Accepted offers per decision over a set of campaigns ("no offer" decisions included).
 pub fn acceptance_rate(campaigns: &[EpisodeStats]) -> f64 {
     let accepted: u32 = campaigns.iter().map(|c| c.accepted).sum();
     let offers: u32 = campaigns.iter().map(|c| c.length).sum();
     f64::from(accepted) / f64::from(offers)
 }
 
-/// Share of offers of each of `n_actions` contracts over a set of campaigns.
+/// Share of the decisions that took each of `n_actions` actions over a set of campaigns.
 pub fn offer_mix(campaigns: &[EpisodeStats], n_actions: usize) -> Vec<f64> {
     let total: u32 = campaigns.iter().map(|c| c.length).sum();
     (0..n_actions)

@@ -89,7 +89,7 @@ pub fn labels(kind: &EnvKind) -> Labels {
                 "bid_price",
                 "bid-price (OR policy)",
                 "the response, churn and fatigue models, latents only through each user's history; \
-                 prices stock and budget by Lagrangian relaxation re-solved every 3 months, plans each user by DP",
+                 prices stock and budget by Lagrangian relaxation re-solved as the campaign goes, plans each user by DP",
             ),
             bound: named(
                 "upper_bound",

@@ -1,8 +1,9 @@
 //! Comparing agents over the final test scores of their runs, after Agarwal et al. (2021): IQM,
 //! median and mean with 95% bootstrap intervals, the probability of improvement between every
 //! pair with its interval, and performance profiles (the share of runs above each score
-//! threshold) with bands. Every bootstrap is seeded from the names it concerns, so a figure does
-//! not move when another agent joins the comparison.
+//! threshold) with bands. Every bootstrap is seeded from the names of the agents it concerns
+//! (as named in their experiments), so an agent's aggregates and P(improvement) do not move when
+//! another agent joins the comparison; the profiles' thresholds span the scores compared.
 
 use std::fmt::Write;
 
@@ -25,7 +26,11 @@ pub struct Estimate {
 /// One agent's runs: its final test score per seed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentRuns {
+    /// The label in the comparison.
     pub agent: String,
+    /// The name in its experiment, which seeds its bootstraps (equal to `agent` unless the
+    /// comparison had to tell two agents of one name apart).
+    pub name: String,
     pub scores: Vec<f64>,
 }
 
@@ -67,7 +72,7 @@ impl Comparison {
         let agents = runs
             .iter()
             .map(|r| {
-                let (ci_low, ci_high) = iqm_interval(&r.scores, seed_for(&[&r.agent]));
+                let (ci_low, ci_high) = iqm_interval(&r.scores, seed_for(&[&r.name]));
                 Aggregates {
                     agent: r.agent.clone(),
                     runs: r.scores.len(),
@@ -76,8 +81,8 @@ impl Comparison {
                         ci_low,
                         ci_high,
                     },
-                    median: estimate(&r.scores, seed_for(&[&r.agent, "median"]), median),
-                    mean: estimate(&r.scores, seed_for(&[&r.agent, "mean"]), |v| mean(v.iter().copied())),
+                    median: estimate(&r.scores, seed_for(&[&r.name, "median"]), median),
+                    mean: estimate(&r.scores, seed_for(&[&r.name, "mean"]), |v| mean(v.iter().copied())),
                 }
             })
             .collect();
@@ -87,7 +92,7 @@ impl Comparison {
                 runs.iter()
                     .map(|y| {
                         let (ci_low, ci_high) =
-                            improvement_interval(&x.scores, &y.scores, seed_for(&[&x.agent, &y.agent]));
+                            improvement_interval(&x.scores, &y.scores, seed_for(&[&x.name, &y.name]));
                         Estimate {
                             value: probability_of_improvement(&x.scores, &y.scores),
                             ci_low,
@@ -108,7 +113,7 @@ impl Comparison {
                 thresholds
                     .iter()
                     .map(|&t| {
-                        let seed = seed_for(&[&r.agent, "profile"]);
+                        let seed = seed_for(&[&r.name, "profile"]);
                         let (ci_low, ci_high) = bootstrap_interval(&r.scores, seed, |v| fraction_above(v, t));
                         Estimate {
                             value: fraction_above(&r.scores, t),
@@ -128,17 +133,10 @@ impl Comparison {
         }
     }
 
-    /// `comparison.md`: the aggregates, P(improvement) and the performance profiles.
-    pub fn markdown(&self, title: &str) -> String {
-        let mut out = format!("# {title}\n\n");
-        writeln!(
-            out,
-            "Final {} on the test campaigns, per run (one run per agent and seed). 95% intervals: percentile \
-             bootstrap over runs (2,000 resamples), seeded from the agents' names (Agarwal et al. 2021).\n",
-            self.score
-        )
-        .unwrap();
-        out.push_str("| agent | runs | IQM | 95% CI | median | 95% CI | mean | 95% CI |\n|---|---:|---:|---|---:|---|---:|---|\n");
+    /// The aggregates table (Markdown, readable in a terminal too).
+    pub fn table(&self) -> String {
+        let mut out =
+            "| agent | runs | IQM | 95% CI | median | 95% CI | mean | 95% CI |\n|---|---:|---:|---|---:|---|---:|---|\n".to_owned();
         for a in &self.agents {
             writeln!(
                 out,
@@ -151,6 +149,20 @@ impl Comparison {
             )
             .unwrap();
         }
+        out
+    }
+
+    /// `comparison.md`: the aggregates, P(improvement) and the performance profiles.
+    pub fn markdown(&self, title: &str) -> String {
+        let mut out = format!("# {title}\n\n");
+        writeln!(
+            out,
+            "Final {} on the test campaigns, per run (one run per agent and seed). 95% intervals: percentile \
+             bootstrap over runs (2,000 resamples), seeded from the agents' names (Agarwal et al. 2021).\n",
+            self.score
+        )
+        .unwrap();
+        out.push_str(&self.table());
         out.push_str("\n## Probability of improvement P(row > column), with 95% interval\n\n| |");
         for a in &self.agents {
             write!(out, " {} |", a.agent).unwrap();
@@ -200,6 +212,7 @@ mod tests {
     fn runs(agent: &str, scores: &[f64]) -> AgentRuns {
         AgentRuns {
             agent: agent.to_owned(),
+            name: agent.to_owned(),
             scores: scores.to_vec(),
         }
     }

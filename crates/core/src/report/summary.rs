@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::stats::{improvement_interval, iqm, iqm_interval, mean, probability_of_improvement, seed_for};
 
-/// Mean score per test campaign of the references, each knowing more than the last.
+/// Mean score per test campaign of the references (what each knows: [`Labels`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct References {
     /// The myopic policy.
@@ -46,7 +46,7 @@ pub struct FinalEval {
     pub score: f64,
     /// Mean regret against the best online reference per campaign.
     pub regret: f64,
-    /// Accepted offers / offers.
+    /// Accepted offers per decision ("no offer" decisions included).
     pub acceptance_rate: f64,
     /// Share of offers of each contract, in catalogue order.
     pub mix: Vec<f64>,
