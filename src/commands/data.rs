@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use contract_rl_core::env::lifetime::{LifetimeConfig, LifetimeModel, ReferenceReturns, evaluate_references};
+use contract_rl_core::env::lifetime::{CampaignReferences, LifetimeConfig, LifetimeModel, evaluate_references};
 use contract_rl_core::env::{EnvFile, Split, check_env as checks};
 use contract_rl_core::source::{Generator, generate_records};
 use contract_rl_parquet::snapshot::{self, Producer};
@@ -77,7 +77,7 @@ pub fn references(
     let start = std::time::Instant::now();
     let runs = evaluate_references(&model, Split::Test, campaigns, episodes, seed, resolve_months);
     let seconds = start.elapsed().as_secs_f64();
-    let of = |f: fn(&ReferenceReturns) -> f64| {
+    let of = |f: fn(&CampaignReferences) -> f64| {
         let values: Vec<f64> = runs.iter().map(f).collect();
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;

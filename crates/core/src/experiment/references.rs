@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::config::ExperimentConfig;
 use super::rollout::{EpisodeStats, Trace, evaluate_traced};
 use crate::agents::{Agent, AgentRng, HindsightOracle, MyopicOracle, OnlineOracle};
-use crate::env::lifetime::{self, BidPrice, CustomerLifetimeEnv, Myopic, Reference};
+use crate::env::lifetime::{self, BidPrice, CustomerLifetimeEnv, RefEvent};
 use crate::env::{Env, EnvKind, Split};
 use crate::report::stats::mean;
 use crate::report::{Labels, Named, References};
@@ -139,22 +139,19 @@ impl ReferenceReturns {
                         // with seed + i.
                         let seed = eval.seed.wrapping_add(i);
                         let mut env = CustomerLifetimeEnv::new(Arc::clone(model), split, eval.seed);
-                        env.reset(Some(seed));
-                        let bound = lifetime::upper_bound(&env);
-                        let mut traces = [Trace::default(), Trace::default()];
-                        let play = |env: &mut CustomerLifetimeEnv, policy: &mut dyn Reference, trace: &mut Trace| {
-                            let total = lifetime::play_with(env, policy, |user, action| {
-                                trace.users.push(user);
-                                trace.actions.push(action as u8);
-                            });
-                            trace.resources_left = env.resources_left();
-                            total
+                        let reset = |env: &mut CustomerLifetimeEnv| {
+                            env.reset(Some(seed));
                         };
-                        let [myopic_trace, online_trace] = &mut traces;
-                        let myopic = play(&mut env, &mut Myopic, myopic_trace);
-                        env.reset(Some(seed));
-                        let online = play(&mut env, &mut BidPrice::new(BidPrice::RESOLVE_MONTHS), online_trace);
-                        ([myopic, online, bound], traces)
+                        let mut traces = [Trace::default(), Trace::default()];
+                        let returns =
+                            lifetime::play_references(&mut env, reset, BidPrice::RESOLVE_MONTHS, |event| match event {
+                                RefEvent::Decision { policy, user, action } => {
+                                    traces[policy].users.push(user);
+                                    traces[policy].actions.push(action as u8);
+                                }
+                                RefEvent::End { policy, env } => traces[policy].resources_left = env.resources_left(),
+                            });
+                        (returns, traces)
                     })
                     .collect();
                 let column = |i: usize| campaigns.iter().map(|c| c.0[i]).collect();

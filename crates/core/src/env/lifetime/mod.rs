@@ -55,8 +55,8 @@ pub use env::{CustomerLifetimeEnv, UserState, dense_names};
 pub use model::{LifetimeModel, sigmoid};
 pub use plan::{Capacity, Prices, UserPlan, UserView, dual, minimise_dual};
 pub use references::{
-    BidPrice, Myopic, Reference, ReferenceReturns, believed_shift, believed_views, capacity_left, evaluate_references,
-    play, play_with, upper_bound,
+    BidPrice, CampaignReferences, Myopic, RefEvent, Reference, believed_shift, believed_views, capacity_left,
+    evaluate_references, play, play_references, play_with, upper_bound,
 };
 
 #[cfg(test)]

@@ -173,10 +173,47 @@ pub fn play_with(
     total
 }
 
-/// The returns of the references on one campaign, replayed with the same seed for each (the
-/// same latents, and as far as their actions agree the same draws).
+/// What [`play_references`] reports as the references play: a decision of policy `policy` (0 the
+/// myopic oracle, 1 the bid-price policy), or the end of its campaign.
+pub enum RefEvent<'a> {
+    Decision {
+        policy: usize,
+        user: u32,
+        action: usize,
+    },
+    End {
+        policy: usize,
+        env: &'a CustomerLifetimeEnv,
+    },
+}
+
+/// The references on the campaign `reset` starts (called before each policy, so both meet the
+/// same latents and, as far as their actions agree, the same draws): [myopic, bid-price, bound].
+pub fn play_references(
+    env: &mut CustomerLifetimeEnv,
+    reset: impl Fn(&mut CustomerLifetimeEnv),
+    resolve_months: usize,
+    mut on_event: impl FnMut(RefEvent),
+) -> [f64; 3] {
+    reset(env);
+    let bound = upper_bound(env);
+    let mut returns = [0.0, 0.0, bound];
+    let policies: [&mut dyn Reference; 2] = [&mut Myopic, &mut BidPrice::new(resolve_months)];
+    for (policy, reference) in policies.into_iter().enumerate() {
+        if policy > 0 {
+            reset(env);
+        }
+        returns[policy] = play_with(env, reference, |user, action| {
+            on_event(RefEvent::Decision { policy, user, action })
+        });
+        on_event(RefEvent::End { policy, env });
+    }
+    returns
+}
+
+/// The returns of the references on one replay of a campaign.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReferenceReturns {
+pub struct CampaignReferences {
     pub campaign: usize,
     pub seed: u64,
     pub myopic: f64,
@@ -194,7 +231,7 @@ pub fn evaluate_references(
     episodes: u64,
     seed: u64,
     resolve_months: usize,
-) -> Vec<ReferenceReturns> {
+) -> Vec<CampaignReferences> {
     use rayon::prelude::*;
     let jobs: Vec<(usize, u64)> = (0..campaigns)
         .flat_map(|c| (0..episodes).map(move |e| (c, seed.wrapping_add(c as u64 * episodes + e))))
@@ -202,12 +239,11 @@ pub fn evaluate_references(
     jobs.par_iter()
         .map(|&(campaign, seed)| {
             let mut env = CustomerLifetimeEnv::new(std::sync::Arc::clone(model), split, seed);
-            env.reset_campaign(campaign, seed);
-            let bound = upper_bound(&env);
-            let myopic = play(&mut env, &mut Myopic);
-            env.reset_campaign(campaign, seed);
-            let bid_price = play(&mut env, &mut BidPrice::new(resolve_months));
-            ReferenceReturns {
+            let reset = |env: &mut CustomerLifetimeEnv| {
+                env.reset_campaign(campaign, seed);
+            };
+            let [myopic, bid_price, bound] = play_references(&mut env, reset, resolve_months, |_| {});
+            CampaignReferences {
                 campaign,
                 seed,
                 myopic,

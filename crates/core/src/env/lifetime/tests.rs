@@ -390,12 +390,13 @@ fn the_bound_is_above_the_references_and_bid_prices_beat_the_myopic_oracle() {
         assert!(r.bound.is_finite() && r.bound > 0.0, "{r:?}");
     }
     for campaign in 0..2 {
-        let of =
-            |f: fn(&ReferenceReturns) -> f64| runs.iter().filter(|r| r.campaign == campaign).map(f).sum::<f64>() / 3.0;
+        let of = |f: fn(&CampaignReferences) -> f64| {
+            runs.iter().filter(|r| r.campaign == campaign).map(f).sum::<f64>() / 3.0
+        };
         let (myopic, bid_price, bound) = (of(|r| r.myopic), of(|r| r.bid_price), of(|r| r.bound));
         assert!(bound >= myopic && bound >= bid_price, "campaign {campaign}: {runs:?}");
     }
-    let total = |f: fn(&ReferenceReturns) -> f64| runs.iter().map(f).sum::<f64>();
+    let total = |f: fn(&CampaignReferences) -> f64| runs.iter().map(f).sum::<f64>();
     let (myopic, bid_price) = (total(|r| r.myopic), total(|r| r.bid_price));
     assert!(bid_price >= 1.1 * myopic, "bid prices {bid_price} vs myopic {myopic}");
 }
