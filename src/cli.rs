@@ -159,6 +159,35 @@ pub enum Command {
         #[arg(long, default_value = "results/comparison")]
         out: PathBuf,
     },
+    /// Export results folders for other tools.
+    Export {
+        #[command(subcommand)]
+        what: ExportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Results folders and the snapshot they replayed as a star schema of Parquet files for
+    /// Power BI Desktop (dim_*.parquet, fact_*.parquet; no personal data). See powerbi/README.md.
+    #[command(name = "powerbi")]
+    PowerBi {
+        /// Results folders written by `run`, all on the same snapshot and user splits.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The snapshot the experiments replayed (checked against their manifests).
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// Edges between the segments' age bands, in years.
+        #[arg(long, value_delimiter = ',', default_value = "33,45,60")]
+        age_edges: Vec<f64>,
+        /// Edges between the segments' seniority bands, in years.
+        #[arg(long, value_delimiter = ',', default_value = "8,14,19")]
+        seniority_edges: Vec<f64>,
+        /// Output folder.
+        #[arg(long, default_value = "results/powerbi")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,7 +12,7 @@ use clap::Parser;
 use contract_rl_core::config::ConfigError;
 use contract_rl_core::env::EnvError;
 use contract_rl_core::source::GeneratorError;
-use contract_rl_parquet::{CompareError, LoadError, SnapshotError};
+use contract_rl_parquet::{CompareError, ExportError, LoadError, SnapshotError};
 use contract_rl_pipeline::{HttpError, PipelineError};
 
 use cli::Cli;
@@ -63,6 +63,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     let bad_input = error.chain().any(|cause| {
         cause.is::<ConfigError>()
             || cause.is::<CompareError>()
+            || cause
+                .downcast_ref::<ExportError>()
+                .is_some_and(ExportError::is_bad_input)
             || cause.is::<EnvError>()
             || cause.is::<GeneratorError>()
             || cause

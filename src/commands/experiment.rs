@@ -1,4 +1,5 @@
-//! `run`: an experiment into its results folder; `compare`: results folders side by side.
+//! `run`: an experiment into its results folder; `compare`: results folders side by side;
+//! `export powerbi`: results folders as a star schema.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use contract_rl_core::experiment::RunOptions;
 use contract_rl_dqn::DqnAgents;
-use contract_rl_parquet::{Build, LoadedExperiment, write_comparison};
+use contract_rl_parquet::{Bands, Build, LoadedExperiment, write_comparison};
 
 use super::progress_bar;
 
@@ -53,5 +54,17 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     println!("{table}");
     println!("comparison in {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `export powerbi`: the results folders `dirs` on `snapshot` into `out`, listing the files.
+pub fn export_powerbi(dirs: &[PathBuf], snapshot: &Path, bands: &Bands, out: &Path) -> anyhow::Result<ExitCode> {
+    for (path, rows) in contract_rl_parquet::export_powerbi(dirs, snapshot, bands, out)? {
+        println!("{rows:>10} rows  {}", path.display());
+    }
+    println!(
+        "Power BI star schema in {} (open it with powerbi/contract-rl.pq)",
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

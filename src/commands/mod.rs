@@ -6,9 +6,10 @@ mod services;
 
 use std::process::ExitCode;
 
+use contract_rl_parquet::Bands;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, ExportCommand};
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -30,6 +31,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => data::references(&env, &snapshot, campaigns, episodes, resolve_months, seed),
         Command::Run { config, out, snapshot } => experiment::run(&config, out, snapshot.as_deref(), quiet),
         Command::Compare { dirs, out } => experiment::compare(&dirs, &out),
+        Command::Export {
+            what:
+                ExportCommand::PowerBi {
+                    dirs,
+                    snapshot,
+                    age_edges,
+                    seniority_edges,
+                    out,
+                },
+        } => {
+            let bands = Bands {
+                age_edges_years: age_edges,
+                seniority_edges_years: seniority_edges,
+            };
+            experiment::export_powerbi(&dirs, &snapshot, &bands, &out)
+        }
         Command::Ingest { users, services } => services::ingest(&users, &services, quiet),
         Command::Sink {
             until_caught_up,

@@ -7,6 +7,7 @@ mod support;
 mod tls;
 
 mod commands;
+mod export;
 mod faults;
 mod private;
 mod secure;

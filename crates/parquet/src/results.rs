@@ -1,14 +1,16 @@
 //! Experiments on disk: loading an experiment file with its env and snapshot
 //! ([`LoadedExperiment`]), and its results folder: `manifest.json`, `episodes.parquet`,
-//! `evals.parquet`, `metrics.parquet`, `summary.md` and `summary.parquet`.
+//! `evals.parquet`, `metrics.parquet`, `recommendations.parquet`, `summary.md` and
+//! `summary.parquet`.
 //!
-//! `episodes`, `evals` and `summary` hold only what the runs computed (no timings, no dates),
+//! `episodes`, `evals`, `recommendations` and `summary` hold only what the runs computed (no timings, no dates),
 //! so the same config gives byte-identical tables; timings and dates go to the manifest, and
 //! `metrics.parquet` carries steps per second beside the learners' diagnostics.
 
 use std::path::{Path, PathBuf};
 
 use contract_rl_core::agents::AgentFactory;
+use contract_rl_core::env::Split;
 use contract_rl_core::experiment::{
     EvalPoint, Experiment, ExperimentConfig, ExperimentError, Results, Trace, acceptance_rate, labels, offer_mix,
 };
@@ -129,6 +131,10 @@ impl LoadedExperiment {
         table::write(&out.join("episodes.parquet"), &mut episodes_frame(results))?;
         table::write(&out.join("evals.parquet"), &mut self.evals_frame(results))?;
         table::write(&out.join("metrics.parquet"), &mut metrics_frame(results))?;
+        table::write(
+            &out.join("recommendations.parquet"),
+            &mut self.recommendations_frame(results),
+        )?;
         table::write(
             &out.join("summary.parquet"),
             &mut summary_frame(&summary).expect("equal-length columns"),
@@ -254,6 +260,81 @@ impl LoadedExperiment {
         }
         DataFrame::new_infer_height(columns).expect("equal-length columns")
     }
+}
+
+impl LoadedExperiment {
+    /// `recommendations.parquet`: every decision of the final test evaluation, one row each,
+    /// of every run (`role` "agent") and of the myopic and the online reference on the same
+    /// campaigns (`role` "myopic", "online"; no seed).
+    fn recommendations_frame(&self, results: &Results) -> DataFrame {
+        let kind = self.experiment.kind();
+        let l = labels(kind);
+        let references = &self.experiment.references(Split::Test).traces;
+        let mut policies: Vec<(&str, &str, Option<i64>, &[Trace])> = results
+            .runs
+            .iter()
+            .map(|r| {
+                (
+                    r.agent.as_str(),
+                    "agent",
+                    Some(r.seed as i64),
+                    r.test_eval().traces.as_slice(),
+                )
+            })
+            .collect();
+        policies.push((l.myopic.key, "myopic", None, &references[0]));
+        policies.push((l.online.key, "online", None, &references[1]));
+        let (actions, segments) = (kind.action_names(), kind.segment_names());
+        let mut rows = Recommendations::default();
+        for (policy, role, seed, traces) in policies {
+            for (campaign, trace) in traces.iter().enumerate() {
+                for (decision, ((&user, &action), &expected_reward)) in trace
+                    .users
+                    .iter()
+                    .zip(&trace.actions)
+                    .zip(&trace.expected_rewards)
+                    .enumerate()
+                {
+                    rows.policy.push(policy);
+                    rows.role.push(role);
+                    rows.seed.push(seed);
+                    rows.campaign.push(campaign as i64);
+                    rows.decision.push(decision as i64);
+                    rows.user.push(i64::from(user));
+                    rows.segment.push(segments[kind.segment(user)].as_str());
+                    rows.action.push(actions[usize::from(action)].as_str());
+                    rows.expected_reward.push(expected_reward);
+                }
+            }
+        }
+        df!(
+            "policy" => rows.policy,
+            "role" => rows.role,
+            "seed" => rows.seed,
+            "campaign" => rows.campaign,
+            "decision" => rows.decision,
+            "user" => rows.user,
+            "segment" => rows.segment,
+            "action" => rows.action,
+            "expected_reward" => rows.expected_reward,
+        )
+        .expect("equal-length columns")
+    }
+}
+
+/// The columns of `recommendations.parquet`.
+#[derive(Default)]
+struct Recommendations<'a> {
+    policy: Vec<&'a str>,
+    /// "agent", or the reference the row is of: "myopic" or "online".
+    role: Vec<&'a str>,
+    seed: Vec<Option<i64>>,
+    campaign: Vec<i64>,
+    decision: Vec<i64>,
+    user: Vec<i64>,
+    segment: Vec<&'a str>,
+    action: Vec<&'a str>,
+    expected_reward: Vec<f64>,
 }
 
 /// Tenths of a campaign in the per-decile diagnostics.

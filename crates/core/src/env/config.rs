@@ -271,7 +271,7 @@ impl EnvConfig {
 }
 
 /// The region index of each nat code of validated `regions`, in [`NATIONALITIES`] order.
-pub(super) fn region_of_nat(regions: &BTreeMap<String, Vec<String>>) -> [usize; NATIONALITIES.len()] {
+pub fn region_of_nat(regions: &BTreeMap<String, Vec<String>>) -> [usize; NATIONALITIES.len()] {
     let mut of_nat = [0; NATIONALITIES.len()];
     for (r, nats) in regions.values().enumerate() {
         for nat in nats {

@@ -148,10 +148,13 @@ impl EnvKind {
 
     /// The segments diagnostics group offers by: the age bands of the env's state buckets.
     pub fn segment_names(&self) -> Vec<String> {
-        age_bands(match self {
-            Self::ContractChoice(m) => &m.config().state.age_edges_years,
-            Self::CustomerLifetime(m) => &m.config().state.age_edges_years,
-        })
+        bands(
+            "age",
+            match self {
+                Self::ContractChoice(m) => &m.config().state.age_edges_years,
+                Self::CustomerLifetime(m) => &m.config().state.age_edges_years,
+            },
+        )
     }
 
     /// The segment of `user` (an index into [`Self::segment_names`]).
@@ -211,14 +214,16 @@ impl EnvKind {
     }
 }
 
-/// "age <33", "age 33-44", ..., "age 60+" for age edges [33, 45, 60].
-fn age_bands(edges: &[f64]) -> Vec<String> {
+/// The names of the bands of whole years that `edges` cut `what` into, in
+/// [`features::bucket`](super::features::bucket) order: "age <33", "age 33-44", ..., "age 60+"
+/// for `what` "age" and edges [33, 45, 60]; "any age" without edges.
+pub fn bands(what: &str, edges: &[f64]) -> Vec<String> {
     (0..=edges.len())
         .map(|i| match (i.checked_sub(1).map(|j| edges[j]), edges.get(i)) {
-            (None, Some(hi)) => format!("age <{hi}"),
-            (Some(lo), Some(hi)) => format!("age {lo}-{}", hi - 1.0),
-            (Some(lo), None) => format!("age {lo}+"),
-            (None, None) => "all ages".to_owned(),
+            (None, Some(hi)) => format!("{what} <{hi}"),
+            (Some(lo), Some(hi)) => format!("{what} {lo}-{}", hi - 1.0),
+            (Some(lo), None) => format!("{what} {lo}+"),
+            (None, None) => format!("any {what}"),
         })
         .collect()
 }

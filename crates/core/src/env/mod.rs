@@ -11,8 +11,10 @@ mod kind;
 pub mod lifetime;
 
 pub use checker::{Check, check_env};
-pub use config::{ContractConfig, EnvConfig, MAX_CONTRACTS, MAX_DENSE, Response, Standardise, StateBuckets};
+pub use config::{
+    ContractConfig, EnvConfig, MAX_CONTRACTS, MAX_DENSE, Response, Standardise, StateBuckets, region_of_nat,
+};
 pub use contract_choice::{
     ActionMask, ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step, StepInfo, split_of,
 };
-pub use kind::{Env, EnvFile, EnvKind, Spaces};
+pub use kind::{Env, EnvFile, EnvKind, Spaces, bands};

@@ -145,10 +145,12 @@ impl ReferenceReturns {
                         let mut traces = [Trace::default(), Trace::default()];
                         let returns =
                             lifetime::play_references(&mut env, reset, BidPrice::RESOLVE_MONTHS, |event| match event {
-                                RefEvent::Decision { policy, user, action } => {
-                                    traces[policy].users.push(user);
-                                    traces[policy].actions.push(action as u8);
-                                }
+                                RefEvent::Decision {
+                                    policy,
+                                    user,
+                                    action,
+                                    expected_reward,
+                                } => traces[policy].push(user, action, expected_reward),
                                 RefEvent::End { policy, env } => traces[policy].resources_left = env.resources_left(),
                             });
                         (returns, traces)

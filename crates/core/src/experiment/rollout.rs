@@ -36,8 +36,19 @@ pub struct Trace {
     pub users: Vec<u32>,
     /// The action taken at each decision.
     pub actions: Vec<u8>,
+    /// The expected reward of each decision's offer, as the env reports it.
+    pub expected_rewards: Vec<f64>,
     /// The shared resources left after the last decision ([`crate::env::EnvKind::resource_names`]).
     pub resources_left: Vec<f64>,
+}
+
+impl Trace {
+    /// Records one decision.
+    pub fn push(&mut self, user: u32, action: usize, expected_reward: f64) {
+        self.users.push(user);
+        self.actions.push(action as u8);
+        self.expected_rewards.push(expected_reward);
+    }
 }
 
 /// Plays one campaign of `env` (reset with `seed`, or continuing its RNG when `None`).
@@ -83,8 +94,7 @@ fn play<E: Env + ?Sized>(
         stats.accepted += u32::from(step.info.accepted);
         stats.offers[action] += 1;
         if let Some(trace) = trace.as_deref_mut() {
-            trace.users.push(obs.user);
-            trace.actions.push(action as u8);
+            trace.push(obs.user, action, step.info.expected_reward);
         }
         if mode == Mode::Train {
             let transition = Transition {

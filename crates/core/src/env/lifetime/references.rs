@@ -154,21 +154,24 @@ pub fn upper_bound(env: &CustomerLifetimeEnv) -> f64 {
 
 /// The return of one campaign under `policy`.
 pub fn play(env: &mut CustomerLifetimeEnv, policy: &mut dyn Reference) -> f64 {
-    play_with(env, policy, |_, _| {})
+    play_with(env, policy, |_, _, _| {})
 }
 
-/// [`play`], telling `on_decision` the user and the action of every decision.
+/// [`play`], telling `on_decision` the user, the action and its expected reward of every
+/// decision.
 pub fn play_with(
     env: &mut CustomerLifetimeEnv,
     policy: &mut dyn Reference,
-    mut on_decision: impl FnMut(u32, usize),
+    mut on_decision: impl FnMut(u32, usize, f64),
 ) -> f64 {
     policy.begin(env);
     let mut total = 0.0;
     while let Some(slot) = env.current() {
         let action = policy.act(env);
-        on_decision(env.cohort()[slot], action);
-        total += env.step(action).expect("references act within the mask").reward;
+        let user = env.cohort()[slot];
+        let step = env.step(action).expect("references act within the mask");
+        on_decision(user, action, step.info.expected_reward);
+        total += step.reward;
     }
     total
 }
@@ -180,6 +183,7 @@ pub enum RefEvent<'a> {
         policy: usize,
         user: u32,
         action: usize,
+        expected_reward: f64,
     },
     End {
         policy: usize,
@@ -203,8 +207,13 @@ pub fn play_references(
         if policy > 0 {
             reset(env);
         }
-        returns[policy] = play_with(env, reference, |user, action| {
-            on_event(RefEvent::Decision { policy, user, action })
+        returns[policy] = play_with(env, reference, |user, action, expected_reward| {
+            on_event(RefEvent::Decision {
+                policy,
+                user,
+                action,
+                expected_reward,
+            })
         });
         on_event(RefEvent::End { policy, env });
     }

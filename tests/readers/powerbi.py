@@ -1,0 +1,131 @@
+"""Checks a Power BI export with readers that share no code with the workbench: pyarrow for the
+files' types, DuckDB for keys and joins. Usage: powerbi.py EXPORT_DIR SNAPSHOT EXPECTED_JSON,
+where EXPECTED_JSON maps each table to the row count the caller expects. Exits non-zero with
+every failed check listed."""
+
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+export, snapshot, expected = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
+failures: list[str] = []
+
+
+def check(ok: bool, message: str) -> None:
+    if not ok:
+        failures.append(message)
+
+
+def power_bi_type(t: pa.DataType) -> bool:
+    """The types Power BI's Parquet connector reads well: signed 64-bit integers, float64,
+    plain UTF-8 text, booleans and UTC timestamps."""
+    return (
+        t == pa.int64()
+        or t == pa.float64()
+        or t == pa.string()
+        or t == pa.bool_()
+        or (pa.types.is_timestamp(t) and t.tz == "UTC")
+    )
+
+
+files = sorted(export.glob("*.parquet"))
+names = [f.stem for f in files]
+check(set(names) == set(expected), f"tables {names}, expected {sorted(expected)}")
+check(all(n.startswith(("dim_", "fact_")) for n in names), f"names not dim_/fact_: {names}")
+tables = {f.stem: pq.read_table(f) for f in files}
+
+# Types, row counts and each dimension's own key.
+for name, table in tables.items():
+    for field in table.schema:
+        check(power_bi_type(field.type), f"{name}.{field.name} is {field.type}")
+    check(table.num_rows == expected.get(name), f"{name}: {table.num_rows} rows, expected {expected.get(name)}")
+    if name.startswith("dim_"):
+        key = name.removeprefix("dim_") + "_key"
+        check(key in table.column_names, f"{name} has no {key}")
+        if key in table.column_names:
+            values = table.column(key).to_pylist()
+            check(None not in values and len(set(values)) == len(values), f"{name}.{key} is not a unique key")
+
+# Referential integrity: every key a fact holds exists in its dimension.
+db = duckdb.connect()
+for name in tables:
+    db.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{export / (name + '.parquet')}')")
+references = 0
+for name, table in tables.items():
+    for column in table.column_names:
+        if not column.endswith("_key") or column == name.removeprefix("dim_") + "_key":
+            continue
+        dimension = "dim_" + column.removesuffix("_key").split("_")[-1]
+        check(dimension in tables, f"{name}.{column}: no {dimension}")
+        if dimension not in tables:
+            continue
+        own = dimension.removeprefix("dim_") + "_key"
+        (orphans,) = db.execute(
+            f"SELECT count(*) FROM {name} f WHERE f.{column} IS NOT NULL "
+            f"AND f.{column} NOT IN (SELECT {own} FROM {dimension})"
+        ).fetchone()
+        check(orphans == 0, f"{name}.{column}: {orphans} keys not in {dimension}")
+        references += 1
+check(references >= 12, f"only {references} key columns checked")
+
+# The facts joined to every dimension they reference keep every row.
+joins = {
+    "fact_recommendations": "JOIN dim_run USING (run_key) JOIN dim_agent USING (agent_key, run_key) "
+    "JOIN dim_user USING (user_key) JOIN dim_segment s ON s.segment_key = f.segment_key "
+    "JOIN dim_contract c ON c.contract_key = f.contract_key",
+    "fact_evaluations": "JOIN dim_run USING (run_key) JOIN dim_agent USING (agent_key, run_key)",
+    "fact_evaluation_mix": "JOIN dim_run USING (run_key) JOIN dim_agent USING (agent_key, run_key) "
+    "JOIN dim_contract USING (contract_key, run_key)",
+    "fact_training_episodes": "JOIN dim_run USING (run_key) JOIN dim_agent USING (agent_key, run_key)",
+}
+for fact, join in joins.items():
+    (rows,) = db.execute(f"SELECT count(*) FROM {fact} f {join}").fetchone()
+    check(rows == expected[fact], f"{fact} joined to its dimensions: {rows} rows, expected {expected[fact]}")
+
+# No personal data: no personal column, and no value of one anywhere in the export.
+personal = ["user_id", "first_name", "last_name", "email", "username", "phone", "cell", "street",
+            "postcode", "latitude", "longitude", "picture", "dob", "registered", "city"]
+people = pq.read_table(snapshot, columns=personal)
+for name, table in tables.items():
+    check(not set(table.column_names) & set(personal), f"{name} has personal columns")
+strings = {v for c in personal for v in people.column(c).to_pylist() if isinstance(v, str) and len(v) > 3}
+# Coordinates identify as a pair (a lone number matches some coordinate by chance).
+places = set(zip(people.column("latitude").to_pylist(), people.column("longitude").to_pylist()))
+check(len(strings) > 50_000, f"only {len(strings)} personal values to look for")
+for name, table in tables.items():
+    for column in table.column_names:
+        values = set(table.column(column).to_pylist())
+        leaked = values & strings if pa.types.is_string(table.schema.field(column).type) else set()
+        leaked |= {v for v in values if isinstance(v, str) and "@" in v}
+        check(not leaked, f"{name}.{column} holds personal values, e.g. {sorted(map(str, leaked))[:3]}")
+    floats = [c for c in table.column_names if table.schema.field(c).type == pa.float64()]
+    for a in floats:
+        for b in floats:
+            pairs = set(zip(table.column(a).to_pylist(), table.column(b).to_pylist())) & places
+            check(a == b or not pairs, f"{name}.({a}, {b}) holds users' coordinates, e.g. {sorted(pairs)[:2]}")
+
+# Each user's bands hold their age and seniority in the snapshot row the key stands for.
+def within(band: str, years: int) -> bool:
+    span = band.split(" ", 1)[1]
+    if span.startswith("<"):
+        return years < float(span[1:])
+    if span.endswith("+"):
+        return years >= float(span[:-1])
+    low, high = span.split("-")
+    return float(low) <= years <= float(high)
+
+
+bands = pq.read_table(snapshot, columns=["age", "seniority_years"]).to_pylist()
+users = tables["dim_user"].select(["user_key", "age_band", "seniority_band"]).to_pylist()
+wrong = [u for u in users if not (within(u["age_band"], bands[u["user_key"] - 1]["age"])
+                                  and within(u["seniority_band"], bands[u["user_key"] - 1]["seniority_years"]))]
+check(not wrong, f"{len(wrong)} users in bands that do not hold their age or seniority, e.g. {wrong[:2]}")
+
+if failures:
+    print("\n".join(failures))
+    sys.exit(1)
+print(f"ok: {len(tables)} tables, {references} key columns, {sum(t.num_rows for t in tables.values())} rows")
