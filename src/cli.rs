@@ -192,6 +192,14 @@ pub enum ExportCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// The RL side's headline speeds (env steps, learners, replay, snapshot load, statistics,
+    /// export) in a few seconds: medians of a few runs, single thread. Criterion's full suite:
+    /// `cargo bench --bench throughput`.
+    Rl {
+        /// The repository checkout whose envs, experiments and sample snapshot to use.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
     /// The ingest path against the running Kafka and Cassandra.
     Ingest {
         /// Users per measurement.

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod workloads;
 
 use std::process::ExitCode;
 

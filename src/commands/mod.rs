@@ -1,5 +1,6 @@
 //! One short function per command, grouped along the data flow; `run` dispatches.
 
+mod bench;
 mod data;
 mod experiment;
 mod services;
@@ -63,6 +64,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             what: BenchCommand::Ingest { users, services },
         } => services::bench_ingest(users, &services, quiet),
+        Command::Bench {
+            what: BenchCommand::Rl { root },
+        } => bench::bench_rl(&root),
     }
 }
 

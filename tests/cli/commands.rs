@@ -268,3 +268,29 @@ fn compare_names_a_folder_that_is_no_results_folder_and_writes_nothing() {
     assert!(stderr.contains("never-ran/manifest.json"), "{stderr}");
     assert!(!out.exists());
 }
+
+#[test]
+fn bench_rl_prints_every_headline_rate() {
+    let run = contract_rl(&["bench", "rl"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for (workload, unit) in [
+        ("env/step", "env steps/s"),
+        ("lifetime_env/step", "env steps/s"),
+        ("q_learning/train_step", "env steps/s"),
+        ("dqn/gradient_step_batch64", "gradient steps/s"),
+        ("dqn/train_env_step", "env steps/s"),
+        ("replay/sample_batch64", "minibatches/s"),
+        ("snapshot/load", "users/s"),
+        ("stats/compare_6_agents_10_seeds", "comparisons/s"),
+        ("export/powerbi_quickstart", "exports/s"),
+    ] {
+        let line = stdout.lines().find(|l| l.starts_with(workload)).unwrap_or_default();
+        assert!(line.ends_with(unit), "{workload}: {stdout}");
+    }
+    // Outside a checkout it says what is missing instead of failing on a path.
+    let dir = tempfile::tempdir().unwrap();
+    let run = crate::contract_rl_in(dir.path(), &["bench", "rl"]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--root"));
+}

@@ -1,9 +1,11 @@
 """Checks a Power BI export with readers that share no code with the workbench: pyarrow for the
 files' types, DuckDB for keys and joins. Usage: powerbi.py EXPORT_DIR SNAPSHOT EXPECTED_JSON,
-where EXPECTED_JSON maps each table to the row count the caller expects. Exits non-zero with
-every failed check listed."""
+where EXPECTED_JSON maps each table to the row count the caller expects. Also checks the
+repository's powerbi/ folder (M queries, TMDL relationships, DAX measures) against the export.
+Exits non-zero with every failed check listed."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -125,7 +127,72 @@ wrong = [u for u in users if not (within(u["age_band"], bands[u["user_key"] - 1]
                                   and within(u["seniority_band"], bands[u["user_key"] - 1]["seniority_years"]))]
 check(not wrong, f"{len(wrong)} users in bands that do not hold their age or seniority, e.g. {wrong[:2]}")
 
+# The powerbi/ folder agrees with the export: a Power Query per table typing every column as the
+# file does, a relationship per foreign key to its dimension, and DAX that names real columns.
+folder = Path(__file__).resolve().parents[2] / "powerbi"
+m_types = {pa.int64(): "Int64.Type", pa.float64(): "type number", pa.string(): "type text",
+           pa.bool_(): "type logical"}
+
+
+def m_type(t: pa.DataType) -> str:
+    return "type datetimezone" if pa.types.is_timestamp(t) else m_types.get(t, str(t))
+
+
+pq_text = (folder / "contract-rl.pq").read_text()
+queries = dict(re.findall(r"^shared (\w+) = (.*?);$", pq_text, re.M | re.S))
+check("ExportFolder" in queries and "IsParameterQuery = true" in queries.get("ExportFolder", ""),
+      "contract-rl.pq has no ExportFolder text parameter")
+for name, table in tables.items():
+    query = queries.get(name, "")
+    check(f'ExportFolder & "\\{name}.parquet"' in query, f"contract-rl.pq: no query {name} reading {name}.parquet")
+    typed = query.partition("Table.TransformColumnTypes(")[2]
+    columns = re.findall(r'\{"(\w+)", (Int64\.Type|type \w+)\}', typed)
+    want = [(f.name, m_type(f.type)) for f in table.schema]
+    check(sorted(columns) == sorted(want) and len(columns) == len(set(columns)),
+          f"contract-rl.pq {name}: types {sorted(set(columns) ^ set(want))} differ from the file's")
+
+# TMDL: `relationship <name>` then tab-indented `property: value` lines.
+relationships = []
+for block in re.split(r"^(?=relationship )", (folder / "relationships.tmdl").read_text(), flags=re.M):
+    if block.strip():
+        props = dict(re.findall(r"^\s+(\w+): (\S+)$", block, re.M))
+        relationships.append((props.get("fromColumn"), props.get("toColumn"), props.get("isActive", "true") == "true"))
+foreign = {f"{name}.{column}": "dim_{0}.{0}_key".format(column.removesuffix("_key").split("_")[-1])
+           for name, table in tables.items() for column in table.column_names
+           if column.endswith("_key") and column != name.removeprefix("dim_") + "_key"}
+declared = {source: target for source, target, _ in relationships}
+check(len(declared) == len(relationships), "relationships.tmdl declares a column twice")
+check(declared == foreign, f"relationships.tmdl differs from the keys: "
+      f"{sorted(set(declared.items()) ^ set(foreign.items()))}")
+# Each fact filtered by each of its dimensions through one active relationship, and only one
+# active filter path from any table to another (Power BI refuses ambiguous models).
+active: dict[str, list[str]] = {}
+for source, target, on in relationships:
+    if on and source and target:
+        active.setdefault(target.split(".")[0], []).append(source.split(".")[0])
+for fact, dimension in {(s.split(".")[0], t.split(".")[0]) for s, t in foreign.items() if s.startswith("fact_")}:
+    check(active.get(dimension, []).count(fact) == 1,
+          f"relationships.tmdl: {fact} not filtered by {dimension} through exactly one active relationship")
+
+
+def reached(start: str, depth: int = 0) -> list[str]:
+    return [] if depth > len(tables) else [
+        end for nxt in active.get(start, []) for end in [nxt, *reached(nxt, depth + 1)]]
+
+
+for start in tables:
+    ends = reached(start)
+    twice = sorted({end for end in ends if ends.count(end) > 1})
+    check(not twice, f"relationships.tmdl: more than one active path from {start} to {twice}")
+
+dax = (folder / "measures.dax").read_text()
+measures = set(re.findall(r"MEASURE \w+\[([^\]]+)\]", dax))
+for name, column in re.findall(r"\b(\w+)\[([^\]]+)\]", dax):
+    check(name in tables and (column in tables[name].column_names or column in measures),
+          f"measures.dax: {name}[{column}] is not a column of the export")
+
 if failures:
     print("\n".join(failures))
     sys.exit(1)
-print(f"ok: {len(tables)} tables, {references} key columns, {sum(t.num_rows for t in tables.values())} rows")
+print(f"ok: {len(tables)} tables, {references} key columns, {sum(t.num_rows for t in tables.values())} rows; "
+      f"powerbi/ agrees: {len(queries) - 1} queries, {len(relationships)} relationships, {len(measures)} measures")

@@ -609,6 +609,9 @@ impl Facts {
     }
 }
 
+/// A decision about a user: (campaign, user, its rank among the policy's decisions about them).
+type Decision = (Option<i64>, Option<i64>, i64);
+
 /// `fact_recommendations` of one run: each agent's offer at every decision of the test
 /// campaigns, with the myopic and the online reference's offers to the same user at the same
 /// point of the same campaign (the k-th decision about that user; none when the reference
@@ -633,11 +636,13 @@ fn recommendations(t: &Table, run: &Run, segment_of: &[i64]) -> Result<DataFrame
         row.ok_or_else(|| unreadable(&t.path, format!("user {:?} is not a row of the snapshot", user[i])))
     };
     // Each policy's k-th decision about a user in a campaign; the references' by that key.
-    let mut seen: HashMap<(&str, Option<i64>, Option<i64>, Option<i64>), i64> = HashMap::new();
-    let mut choices: [HashMap<(Option<i64>, Option<i64>, i64), i64>; 2] = Default::default();
+    let mut seen: HashMap<(&str, Option<i64>, Decision), i64> = HashMap::new();
+    let mut choices: [HashMap<Decision, i64>; 2] = Default::default();
     let mut rows = Vec::new();
     for i in 0..t.frame.height() {
-        let k = seen.entry((&policy[i], seed[i], campaign[i], user[i])).or_default();
+        let k = seen
+            .entry((&policy[i], seed[i], (campaign[i], user[i], 0)))
+            .or_default();
         *k += 1;
         let key = (campaign[i], user[i], *k);
         match role[i].as_str() {

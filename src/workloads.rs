@@ -1,0 +1,328 @@
+//! The workloads `cargo bench --bench throughput` (criterion) and `contract-rl bench rl` (a quick
+//! median of a few runs) both measure, defined once: single-thread env steps of both envs,
+//! tabular Q-learning and DQN training, a DQN gradient step, replay sampling, a snapshot load,
+//! the statistics of a 6-agent × 10-seed comparison and a Power BI export.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use contract_rl_core::agents::{AgentRng, DqnConfig, QLearning, QLearningConfig};
+use contract_rl_core::env::lifetime::{
+    CustomerLifetimeEnv, LifetimeConfig, LifetimeModel, believed_views, capacity_left, minimise_dual,
+};
+use contract_rl_core::env::{ContractChoiceEnv, Env, EnvConfig, EnvModel, Split};
+use contract_rl_core::experiment::{Mode, RunOptions, play_episode};
+use contract_rl_core::record::UserRecord;
+use contract_rl_core::report::{AgentRuns, Comparison};
+use contract_rl_dqn::{Batch, Dqn, DqnAgents, ReplayBuffer};
+use contract_rl_parquet::{Bands, Build, LoadedExperiment, export_powerbi, snapshot};
+use rand::{RngExt, SeedableRng};
+
+/// One measured workload: `run` does `per_run` units of work.
+pub struct Workload {
+    /// `group/function`, as criterion names it.
+    pub name: &'static str,
+    /// What one unit is, e.g. "env steps".
+    pub unit: &'static str,
+    /// Units of work per call of `run`.
+    pub per_run: u64,
+    /// Whether `bench rl` reports it (the bid-price solve takes most of a second: criterion only).
+    pub headline: bool,
+    /// Whether a criterion sample is slow enough that 10 samples must do.
+    pub slow: bool,
+    pub run: Box<dyn FnMut()>,
+}
+
+/// Where the workloads read their inputs: a repository checkout (envs, experiments, the sample
+/// snapshot) and a scratch folder for the export's input and output.
+pub struct Inputs {
+    pub root: PathBuf,
+    pub scratch: PathBuf,
+}
+
+impl Inputs {
+    fn records(&self) -> Vec<UserRecord> {
+        snapshot::read(&self.sample())
+            .expect("the sample snapshot reads")
+            .records
+    }
+
+    fn sample(&self) -> PathBuf {
+        self.root.join("data/snapshots/sample.parquet")
+    }
+
+    fn contract_choice(&self) -> Arc<EnvModel> {
+        let config = EnvConfig::load(&self.root.join("envs/contract-choice.toml")).expect("the env file loads");
+        Arc::new(EnvModel::build(config, &self.records()).expect("the env builds"))
+    }
+
+    fn lifetime(&self) -> Arc<LifetimeModel> {
+        let config = LifetimeConfig::load(&self.root.join("envs/customer-lifetime.toml")).expect("the env file loads");
+        Arc::new(LifetimeModel::build(config, &self.records()).expect("the env builds"))
+    }
+}
+
+/// Steps of `env` under a policy that cycles through the allowed actions (so quotas, stock and
+/// budget do run out), resetting at each episode's end.
+fn stepping(name: &'static str, mut env: Box<dyn Env>) -> Workload {
+    const STEPS: u64 = 100_000;
+    Workload {
+        name,
+        unit: "env steps",
+        per_run: STEPS,
+        headline: true,
+        slow: false,
+        run: Box::new(move || {
+            let (mut obs, _) = env.reset(None);
+            let mut total = 0.0;
+            for i in 0..STEPS as usize {
+                let action = obs.mask.nth(i % obs.mask.count() as usize).expect("in the mask");
+                let step = env.step(action).expect("a masked action");
+                total += step.reward;
+                obs = if step.terminated { env.reset(None).0 } else { step.obs };
+            }
+            black_box(total);
+        }),
+    }
+}
+
+/// Every workload, set up on `inputs` (the export's runs the quickstart experiment once).
+pub fn workloads(inputs: &Inputs) -> Vec<Workload> {
+    let model = inputs.contract_choice();
+    vec![
+        stepping(
+            "env/step",
+            Box::new(ContractChoiceEnv::new(Arc::clone(&model), Split::Train, 0)),
+        ),
+        stepping(
+            "lifetime_env/step",
+            Box::new(CustomerLifetimeEnv::new(inputs.lifetime(), Split::Train, 0)),
+        ),
+        bid_price_solve(inputs.lifetime()),
+        q_learning(&model),
+        dqn_gradient_steps(&model),
+        dqn_training(&model),
+        replay_sampling(&model),
+        snapshot_load(inputs.sample()),
+        statistics(),
+        export(inputs),
+    ]
+}
+
+/// The Lagrangian dual minimised over a 200-user cohort (2 rounds of golden-section search).
+fn bid_price_solve(model: Arc<LifetimeModel>) -> Workload {
+    let mut env = CustomerLifetimeEnv::new(model, Split::Test, 0);
+    env.reset_campaign(0, 0);
+    let (views, capacity) = (believed_views(&env), capacity_left(&env));
+    Workload {
+        name: "lifetime_bid_price/solve_cohort",
+        unit: "solves",
+        per_run: 1,
+        headline: false,
+        slow: true,
+        run: Box::new(move || {
+            black_box(minimise_dual(env.model(), &views, capacity, 2));
+        }),
+    }
+}
+
+/// Tabular Q-learning training: act + step + learn, 100 campaigns.
+fn q_learning(model: &Arc<EnvModel>) -> Workload {
+    const EPISODES: u64 = 100;
+    let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Train, 0);
+    let mut agent = QLearning::new(
+        QLearningConfig::default(),
+        model.n_states(),
+        model.n_actions(),
+        10_000_000,
+    );
+    let mut rng = AgentRng::seed_from_u64(0);
+    Workload {
+        name: "q_learning/train_step",
+        unit: "env steps",
+        per_run: EPISODES * model.episode_len() as u64,
+        headline: true,
+        slow: false,
+        run: Box::new(move || {
+            for _ in 0..EPISODES {
+                black_box(play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train));
+            }
+        }),
+    }
+}
+
+/// One DQN gradient step at batch 64 (hidden [64, 64]); each run takes 500 steps on the same
+/// agent, so a step time that grows with training shows up across runs.
+fn dqn_gradient_steps(model: &Arc<EnvModel>) -> Workload {
+    const STEPS: u64 = 500;
+    let config = DqnConfig {
+        learning_starts: u64::MAX,
+        ..DqnConfig::default()
+    };
+    let mut rng = AgentRng::seed_from_u64(0);
+    let mut agent = Dqn::new(config, model.dense_len(), model.n_actions(), 1_000_000, &mut rng);
+    let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Train, 0);
+    for _ in 0..100 {
+        play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train);
+    }
+    Workload {
+        name: "dqn/gradient_step_batch64",
+        unit: "gradient steps",
+        per_run: STEPS,
+        headline: true,
+        slow: true,
+        run: Box::new(move || {
+            for _ in 0..STEPS {
+                agent.gradient_step(&mut rng);
+            }
+        }),
+    }
+}
+
+/// Whole DQN training (act + step + store + a gradient step every 4 env steps), 20 campaigns.
+fn dqn_training(model: &Arc<EnvModel>) -> Workload {
+    const EPISODES: u64 = 20;
+    let config = DqnConfig {
+        learning_starts: 0,
+        epsilon_decay_fraction: 0.0,
+        ..DqnConfig::default()
+    };
+    let mut rng = AgentRng::seed_from_u64(0);
+    let mut agent = Dqn::new(config, model.dense_len(), model.n_actions(), 1_000_000, &mut rng);
+    let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Train, 0);
+    Workload {
+        name: "dqn/train_env_step",
+        unit: "env steps",
+        per_run: EPISODES * model.episode_len() as u64,
+        headline: true,
+        slow: true,
+        run: Box::new(move || {
+            for _ in 0..EPISODES {
+                black_box(play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train));
+            }
+        }),
+    }
+}
+
+/// Minibatches of 64 drawn from a full 100,000-transition replay buffer of the env's dense
+/// observations, 1,000 per run.
+fn replay_sampling(model: &Arc<EnvModel>) -> Workload {
+    const BATCHES: u64 = 1_000;
+    const CAPACITY: usize = 100_000;
+    let dim = model.dense_len();
+    let mut rng = AgentRng::seed_from_u64(0);
+    let mut buffer = ReplayBuffer::new(CAPACITY, dim);
+    let obs: Vec<f32> = (0..dim).map(|_| rng.random::<f32>()).collect();
+    for i in 0..CAPACITY {
+        buffer.push(&obs, i % model.n_actions(), 1.0, &obs, i % 100 == 99, 0b1111);
+    }
+    let mut batch = Batch::default();
+    Workload {
+        name: "replay/sample_batch64",
+        unit: "minibatches",
+        per_run: BATCHES,
+        headline: true,
+        slow: false,
+        run: Box::new(move || {
+            for _ in 0..BATCHES {
+                buffer.sample(64, &mut rng, &mut batch);
+                black_box(&batch);
+            }
+        }),
+    }
+}
+
+/// The sample snapshot (20,000 users) read, checked against its manifest and decoded.
+fn snapshot_load(path: PathBuf) -> Workload {
+    Workload {
+        name: "snapshot/load",
+        unit: "users",
+        per_run: 20_000,
+        headline: true,
+        slow: false,
+        run: Box::new(move || {
+            black_box(snapshot::read(&path).expect("the sample snapshot reads"));
+        }),
+    }
+}
+
+/// A comparison of 6 agents × 10 seeds: IQM, median and mean with bootstrap intervals,
+/// P(improvement) for every pair and performance profiles.
+fn statistics() -> Workload {
+    let mut rng = AgentRng::seed_from_u64(0);
+    let runs: Vec<AgentRuns> = (0..6)
+        .map(|a| AgentRuns {
+            agent: format!("agent_{a}"),
+            name: format!("agent_{a}"),
+            scores: (0..10)
+                .map(|_| 3_000.0 + 100.0 * f64::from(a) + rng.random::<f64>() * 200.0)
+                .collect(),
+        })
+        .collect();
+    Workload {
+        name: "stats/compare_6_agents_10_seeds",
+        unit: "comparisons",
+        per_run: 1,
+        headline: true,
+        slow: false,
+        run: Box::new(move || {
+            black_box(Comparison::new("expected return", &runs));
+        }),
+    }
+}
+
+/// `export powerbi` of the quickstart experiment's results (run once, here) into the scratch
+/// folder.
+fn export(inputs: &Inputs) -> Workload {
+    let results = inputs.scratch.join("quickstart");
+    let loaded = LoadedExperiment::load(&inputs.root.join("experiments/quickstart.toml"), None, &DqnAgents)
+        .expect("the quickstart experiment loads");
+    let run = loaded
+        .experiment
+        .run(&DqnAgents, &RunOptions::default(), &|_| {})
+        .expect("the quickstart experiment runs");
+    let build = Build {
+        version: env!("CARGO_PKG_VERSION"),
+        commit: None,
+    };
+    loaded
+        .write_results(&results, &run, build)
+        .expect("the results are written");
+    let (sample, out) = (inputs.sample(), inputs.scratch.join("powerbi"));
+    Workload {
+        name: "export/powerbi_quickstart",
+        unit: "exports",
+        per_run: 1,
+        headline: true,
+        slow: true,
+        run: Box::new(move || {
+            black_box(
+                export_powerbi(std::slice::from_ref(&results), &sample, &Bands::default(), &out)
+                    .expect("the export works"),
+            );
+        }),
+    }
+}
+
+/// The median of `runs` timed calls of `workload`, in seconds per call; a fast workload is
+/// called once untimed first (caches, lazy setup).
+pub fn median_seconds(workload: &mut Workload, runs: usize) -> f64 {
+    if !workload.slow {
+        (workload.run)();
+    }
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            (workload.run)();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[runs / 2]
+}
+
+/// A path inside the system's temporary folder unique to this process.
+pub fn scratch(what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("contract-rl-{what}-{}", std::process::id()))
+}
