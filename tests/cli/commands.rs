@@ -242,6 +242,7 @@ fn run_writes_every_table_and_names_the_build_it_came_from() {
         "plots/final_performance.svg",
         "plots/performance_profiles.png",
         "plots/training_diagnostics.svg",
+        "plots/regret.svg",
     ] {
         assert!(out.join(file).is_file(), "{file}");
     }

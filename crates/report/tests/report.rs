@@ -46,6 +46,7 @@ fn a_results_folder_gets_every_plot_as_svg_and_png() {
         .collect();
     for plot in [
         "learning_curves",
+        "regret",
         "final_performance",
         "performance_profiles",
         "training_diagnostics",
@@ -77,6 +78,16 @@ fn a_results_folder_gets_every_plot_as_svg_and_png() {
         "q_learning",
     ] {
         assert!(finals.contains(agent), "final_performance.svg lacks {agent}");
+    }
+    let regret = svg("regret.svg");
+    for text in [
+        "Regret to the online optimum",
+        "q_learning",
+        "online optimum (reference): zero regret",
+        "training campaigns (episodes)",
+        "regret (expected return per campaign)",
+    ] {
+        assert!(regret.contains(text), "regret.svg lacks {text:?}");
     }
     assert!(svg("training_diagnostics.svg").contains("q_learning: TD loss"));
     assert_eq!(png_size(&out.join("plots/learning_curves.png")), (960, 600));
