@@ -30,6 +30,7 @@ pub fn run(config: &Path, out: Option<PathBuf>, snapshot: Option<&Path>, quiet: 
     bar.finish_and_clear();
     let summary = loaded.write_results(&out, &results, BUILD).context("writing results")?;
     contract_rl_report::plot_results(&out).context("plotting results")?;
+    contract_rl_report::write_report(&out).context("writing report.html")?;
     print!("{}", summary.table());
     println!("results in {}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -47,6 +48,7 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
     );
     write_comparison(out, &title, &comparison).context("writing the comparison")?;
     contract_rl_report::plot_comparison(out).context("plotting the comparison")?;
+    contract_rl_report::write_report(out).context("writing report.html")?;
     let markdown = comparison.markdown(&title);
     let table = markdown
         .split("\n\n")

@@ -219,7 +219,7 @@ fn a_missing_checkpoint_exits_with_code_two_before_any_work() {
 }
 
 #[test]
-fn run_writes_every_table_and_names_the_build_it_came_from() {
+fn run_and_compare_write_every_file_and_run_names_its_build() {
     let dir = tempfile::tempdir().unwrap();
     let path = support::experiment_file(dir.path(), |t| support::shrink(t, &[1], 20, 10, 2));
     let out = dir.path().join("results");
@@ -242,6 +242,8 @@ fn run_writes_every_table_and_names_the_build_it_came_from() {
         "plots/final_performance.svg",
         "plots/performance_profiles.png",
         "plots/training_diagnostics.svg",
+        "plots/regret.svg",
+        "report.html",
     ] {
         assert!(out.join(file).is_file(), "{file}");
     }
@@ -255,6 +257,13 @@ fn run_writes_every_table_and_names_the_build_it_came_from() {
     let commit = String::from_utf8_lossy(&commit.stdout).trim().to_owned();
     assert_eq!(manifest["build"]["commit"], commit.as_str());
     assert_eq!(manifest["build"]["version"], env!("CARGO_PKG_VERSION"));
+
+    let comparison = dir.path().join("comparison");
+    let compare = contract_rl(&["compare", out.to_str().unwrap(), "--out", comparison.to_str().unwrap()]);
+    assert!(compare.status.success(), "{}", String::from_utf8_lossy(&compare.stderr));
+    for file in ["comparison.md", "plots/final_performance.svg", "report.html"] {
+        assert!(comparison.join(file).is_file(), "{file}");
+    }
 }
 
 #[test]

@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use contract_rl_core::experiment::labels_of;
 use contract_rl_core::report::Estimate;
 use contract_rl_core::report::stats::{iqm, iqm_interval, mean, seed_for};
 use contract_rl_parquet::table;
 use polars::prelude::*;
 
-use crate::PlotError;
+use crate::ReportError;
 
 /// A reference's value on the validation campaigns.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +32,13 @@ pub struct FolderData {
     pub score: String,
     /// Learning curves on the validation campaigns (results folders only).
     pub curves: Vec<Curve>,
+    /// The learners' regret against the online reference on the validation campaigns, as
+    /// curves (results folders only).
+    pub regrets: Vec<Curve>,
     /// The references on the validation campaigns (results folders only).
     pub references: Vec<Reference>,
+    /// The label of the online reference regret is measured against (results folders only).
+    pub online: String,
     /// Per agent, the final test IQM (from `comparison.parquet`).
     pub finals: Vec<(String, Estimate)>,
     /// Per agent, the performance profile: (threshold, share above, band).
@@ -49,21 +55,21 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-fn read_error(path: &Path, message: impl ToString) -> PlotError {
-    PlotError::Read {
+fn read_error(path: &Path, message: impl ToString) -> ReportError {
+    ReportError::Read {
         path: path.to_owned(),
         message: message.to_string(),
     }
 }
 
 /// A table of the folder, or an error naming it.
-fn read(dir: &Path, name: &str) -> Result<(PathBuf, DataFrame), PlotError> {
+fn read(dir: &Path, name: &str) -> Result<(PathBuf, DataFrame), ReportError> {
     let path = dir.join(name);
     let frame = table::read(&path).map_err(|e| read_error(&path, e))?;
     Ok((path, frame))
 }
 
-fn strings(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<String>, PlotError> {
+fn strings(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<String>, ReportError> {
     let column = frame
         .column(name)
         .and_then(|c| c.str().cloned())
@@ -71,7 +77,7 @@ fn strings(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<String>, Pl
     Ok(column.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
 }
 
-fn floats(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<f64>, PlotError> {
+fn floats(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<f64>, ReportError> {
     let column = frame
         .column(name)
         .and_then(|c| c.cast(&DataType::Float64))
@@ -80,10 +86,50 @@ fn floats(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<f64>, PlotEr
     Ok(column.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
+/// The folder's `manifest.json` (results folders only).
+pub(crate) fn read_manifest(dir: &Path) -> Result<serde_json::Value, ReportError> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| read_error(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| read_error(&path, e))
+}
+
+/// The env kind a manifest's `env` config is of: an env file names its kind unless it is
+/// contract choice (as `EnvFile::load` reads it).
+pub(crate) fn env_kind(manifest: &serde_json::Value) -> &str {
+    manifest["env"]["kind"].as_str().unwrap_or("contract-choice")
+}
+
+/// `agent`'s curve of `values` over its `rows`: at each evaluation point, the IQM over seeds
+/// with its 95% bootstrap interval (seeded from the agent's name and `what`).
+fn curve(agent: &str, rows: &[usize], episode: &[f64], values: &[f64], what: &str) -> Curve {
+    let mut episodes: Vec<f64> = rows.iter().map(|&i| episode[i]).collect();
+    episodes.sort_by(f64::total_cmp);
+    episodes.dedup();
+    let points = episodes
+        .iter()
+        .map(|&e| {
+            let at: Vec<f64> = rows.iter().filter(|&&i| episode[i] == e).map(|&i| values[i]).collect();
+            let (ci_low, ci_high) = iqm_interval(&at, seed_for(&[agent, what]));
+            (
+                e,
+                Estimate {
+                    value: iqm(&at),
+                    ci_low,
+                    ci_high,
+                },
+            )
+        })
+        .collect();
+    Curve {
+        agent: agent.to_owned(),
+        points,
+    }
+}
+
 impl FolderData {
     /// Reads `dir`: its comparison, and for a results folder (`results`) its learning curves,
     /// references and learners' diagnostics too.
-    pub fn read(dir: &Path, results: bool) -> Result<Self, PlotError> {
+    pub fn read(dir: &Path, results: bool) -> Result<Self, ReportError> {
         let mut data = Self::default();
         data.read_comparison(dir)?;
         if results {
@@ -93,7 +139,7 @@ impl FolderData {
         Ok(data)
     }
 
-    fn read_comparison(&mut self, dir: &Path) -> Result<(), PlotError> {
+    fn read_comparison(&mut self, dir: &Path) -> Result<(), ReportError> {
         let (path, frame) = read(dir, "comparison.parquet")?;
         let statistic = strings(&path, &frame, "statistic")?;
         let agent = strings(&path, &frame, "agent")?;
@@ -119,15 +165,15 @@ impl FolderData {
         Ok(())
     }
 
-    fn read_evals(&mut self, dir: &Path) -> Result<(), PlotError> {
-        let manifest_path = dir.join("manifest.json");
-        let manifest: serde_json::Value = std::fs::read_to_string(&manifest_path)
-            .map_err(|e| read_error(&manifest_path, e))
-            .and_then(|t| serde_json::from_str(&t).map_err(|e| read_error(&manifest_path, e)))?;
+    fn read_evals(&mut self, dir: &Path) -> Result<(), ReportError> {
+        let manifest = read_manifest(dir)?;
         let score = manifest["score"].as_str().unwrap_or("expected_return").to_owned();
+        self.online = labels_of(env_kind(&manifest))
+            .map_or("online reference", |l| l.online.label)
+            .to_owned();
         let (path, frame) = read(dir, "evals.parquet")?;
         let (agent, split) = (strings(&path, &frame, "agent")?, strings(&path, &frame, "split")?);
-        let (episode, values) = (floats(&path, &frame, "episode")?, floats(&path, &frame, &score)?);
+        let episode = floats(&path, &frame, "episode")?;
         let validation: Vec<usize> = (0..frame.height()).filter(|&i| split[i] == "validation").collect();
         for reference in manifest["references"].as_array().into_iter().flatten() {
             let (Some(column), Some(label)) = (reference["column"].as_str(), reference["label"].as_str()) else {
@@ -141,41 +187,26 @@ impl FolderData {
                 });
             }
         }
-        let mut agents: Vec<&str> = Vec::new();
+        // The learners (agents evaluated after some training), each with its validation rows.
+        let mut learners: Vec<(&str, Vec<usize>)> = Vec::new();
         for &i in &validation {
-            if episode[i] > 0.0 && !agents.contains(&agent[i].as_str()) {
-                agents.push(&agent[i]);
+            if episode[i] > 0.0 && !learners.iter().any(|(a, _)| *a == agent[i]) {
+                let rows = validation.iter().copied().filter(|&j| agent[j] == agent[i]).collect();
+                learners.push((&agent[i], rows));
             }
         }
-        for name in agents {
-            let rows: Vec<usize> = validation.iter().copied().filter(|&i| agent[i] == name).collect();
-            let mut episodes: Vec<f64> = rows.iter().map(|&i| episode[i]).collect();
-            episodes.sort_by(f64::total_cmp);
-            episodes.dedup();
-            let points = episodes
+        let curves = |values: &[f64], what: &str| -> Vec<Curve> {
+            learners
                 .iter()
-                .map(|&e| {
-                    let at: Vec<f64> = rows.iter().filter(|&&i| episode[i] == e).map(|&i| values[i]).collect();
-                    let (ci_low, ci_high) = iqm_interval(&at, seed_for(&[name, "curve"]));
-                    (
-                        e,
-                        Estimate {
-                            value: iqm(&at),
-                            ci_low,
-                            ci_high,
-                        },
-                    )
-                })
-                .collect();
-            self.curves.push(Curve {
-                agent: name.to_owned(),
-                points,
-            });
-        }
+                .map(|(a, rows)| curve(a, rows, &episode, values, what))
+                .collect()
+        };
+        self.curves = curves(&floats(&path, &frame, &score)?, "curve");
+        self.regrets = curves(&floats(&path, &frame, "regret")?, "regret");
         Ok(())
     }
 
-    fn read_metrics(&mut self, dir: &Path) -> Result<(), PlotError> {
+    fn read_metrics(&mut self, dir: &Path) -> Result<(), ReportError> {
         let (path, frame) = read(dir, "metrics.parquet")?;
         let (agent, seed, metric) = (
             strings(&path, &frame, "agent")?,

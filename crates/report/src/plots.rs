@@ -7,20 +7,28 @@ use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use crate::PlotError;
-use crate::data::FolderData;
+use crate::ReportError;
+use crate::data::{Curve, FolderData};
 
 /// Plot size in pixels (readable at 100% zoom).
 const SIZE: (u32, u32) = (960, 600);
 /// The font every label uses.
 const FONT: &str = "sans-serif";
+/// Every plot's name, in reading order (the order [`write_all`] writes them in).
+pub const PLOTS: [&str; 5] = [
+    "learning_curves",
+    "regret",
+    "final_performance",
+    "performance_profiles",
+    "training_diagnostics",
+];
 
 type Area<DB> = DrawingArea<DB, Shift>;
 type DrawResult = Result<(), String>;
 
 /// Writes every plot `data` has into `out` as `<name>.svg` and `<name>.png`.
-pub fn write_all(out: &Path, data: &FolderData) -> Result<Vec<PathBuf>, PlotError> {
-    std::fs::create_dir_all(out).map_err(|e| PlotError::Draw {
+pub fn write_all(out: &Path, data: &FolderData) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(out).map_err(|e| ReportError::Draw {
         path: out.to_owned(),
         message: e.to_string(),
     })?;
@@ -36,6 +44,7 @@ pub fn write_all(out: &Path, data: &FolderData) -> Result<Vec<PathBuf>, PlotErro
     let mut written = Vec::new();
     if !data.curves.is_empty() {
         written.extend(plot!("learning_curves", SIZE, learning_curves));
+        written.extend(plot!("regret", SIZE, regret));
     }
     if !data.finals.is_empty() {
         written.extend(plot!("final_performance", SIZE, final_performance));
@@ -55,11 +64,11 @@ fn both(
     size: (u32, u32),
     svg: impl FnOnce(&Area<SVGBackend>) -> DrawResult,
     png: impl FnOnce(&Area<BitMapBackend>) -> DrawResult,
-) -> Result<Vec<PathBuf>, PlotError> {
+) -> Result<Vec<PathBuf>, ReportError> {
     let (svg_path, png_path) = (out.join(format!("{name}.svg")), out.join(format!("{name}.png")));
     let failed = |path: &Path| {
         let path = path.to_owned();
-        move |message: String| PlotError::Draw { path, message }
+        move |message: String| ReportError::Draw { path, message }
     };
     {
         let area = SVGBackend::new(&svg_path, size).into_drawing_area();
@@ -120,21 +129,60 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 fn learning_curves<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> DrawResult {
-    let xs = data.curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
+    let references: Vec<(String, f64)> = data
+        .references
+        .iter()
+        .map(|r| (format!("{} (reference)", r.label), r.value))
+        .collect();
+    curves(
+        area,
+        data,
+        &data.curves,
+        format!(
+            "Learning curves: validation campaigns, IQM {} over seeds, 95% band",
+            data.score
+        ),
+        format!("{} per campaign", data.score),
+        &references,
+        SeriesLabelPosition::LowerRight,
+    )
+}
+
+/// Regret is the online reference's score minus the learner's: the reference is the zero line.
+fn regret<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> DrawResult {
+    curves(
+        area,
+        data,
+        &data.regrets,
+        format!(
+            "Regret to the {}: validation campaigns, IQM over seeds, 95% band",
+            data.online
+        ),
+        format!("regret ({} per campaign)", data.score),
+        &[(format!("{} (reference): zero regret", data.online), 0.0)],
+        SeriesLabelPosition::UpperRight,
+    )
+}
+
+/// `curves` over training campaigns with their bands, in each agent's colour, and `levels`
+/// (label, value) as dashed horizontal lines.
+fn curves<DB: DrawingBackend>(
+    area: &Area<DB>,
+    data: &FolderData,
+    curves: &[Curve],
+    caption: String,
+    y_desc: String,
+    levels: &[(String, f64)],
+    legend_position: SeriesLabelPosition,
+) -> DrawResult {
+    let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
     let (x0, x1) = span(xs);
-    let ys = data
-        .curves
+    let ys = curves
         .iter()
         .flat_map(|c| c.points.iter().flat_map(|p| [p.1.ci_low, p.1.ci_high]));
-    let (y0, y1) = span(ys.chain(data.references.iter().map(|r| r.value)));
+    let (y0, y1) = span(ys.chain(levels.iter().map(|l| l.1)));
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!(
-                "Learning curves: validation campaigns, IQM {} over seeds, 95% band",
-                data.score
-            ),
-            (FONT, 22),
-        )
+        .caption(caption, (FONT, 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(80)
@@ -143,14 +191,14 @@ fn learning_curves<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> Dr
     chart
         .configure_mesh()
         .x_desc("training campaigns (episodes)")
-        .y_desc(format!("{} per campaign", data.score))
+        .y_desc(y_desc)
         .x_labels(8)
         .x_label_formatter(&tick)
         .y_label_formatter(&tick)
         .label_style((FONT, 15))
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, curve) in data.curves.iter().enumerate() {
+    for (i, curve) in curves.iter().enumerate() {
         // The agent's colour in every plot of the folder: its place among all agents.
         let c = color(data.finals.iter().position(|f| f.0 == curve.agent).unwrap_or(i));
         let band: Vec<(f64, f64)> = curve
@@ -171,21 +219,21 @@ fn learning_curves<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> Dr
             .label(&curve.agent)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    for (k, reference) in data.references.iter().enumerate() {
+    for (k, (label, value)) in levels.iter().enumerate() {
         let c = [BLACK, RGBColor(90, 90, 90), RGBColor(160, 160, 160)][k % 3];
         let style = ShapeStyle::from(&c).stroke_width(1);
         chart
             .draw_series(DashedLineSeries::new(
-                [(x0.max(0.0), reference.value), (x1, reference.value)],
+                [(x0.max(0.0), *value), (x1, *value)],
                 8,
                 5,
                 style,
             ))
             .map_err(|e| e.to_string())?
-            .label(format!("{} (reference)", reference.label))
+            .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }
-    legend(&mut chart, SeriesLabelPosition::LowerRight)
+    legend(&mut chart, legend_position)
 }
 
 /// Draws the legend of `chart`'s labelled series at `position`.

@@ -308,6 +308,30 @@ impl AgentConfig {
         given.clone().unwrap_or_else(|| kind.to_owned())
     }
 
+    /// What the agent knows when it acts, in a few words for reports.
+    pub fn knows(&self) -> &'static str {
+        match self {
+            Self::Random { .. } => "nothing: uniform over the valid contracts",
+            Self::BestSingle { .. } => {
+                "the response model's mean expected reward of each contract on the training users; offers the best one to everyone"
+            }
+            Self::MyopicOracle { .. } => {
+                "the response model; offers the valid contract of highest expected reward to the current user"
+            }
+            Self::OnlineOracle { .. } => {
+                "the response model and the user population, not the campaign's order: the DP over (step, offers left)"
+            }
+            Self::HindsightOracle { .. } => {
+                "the response model and the whole campaign in advance: solves the quota assignment exactly"
+            }
+            Self::QLearning(_) => "only its observations (the discrete state, the valid actions) and rewards",
+            Self::Dqn(c) if c.checkpoint.is_some() => {
+                "only its observations (the dense vector, the valid actions), through a saved network it does not train"
+            }
+            Self::Dqn(_) => "only its observations (the dense vector, the valid actions) and rewards",
+        }
+    }
+
     /// Whether the agent learns from experience (if not, the runner skips its training).
     pub fn learns(&self) -> bool {
         match self {

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 pub use config::{Budget, DiagnosticsSchedule, Evaluation, ExperimentConfig};
-pub use references::{ReferenceReturns, Score, labels};
+pub use references::{ReferenceReturns, Score, labels, labels_of};
 pub use rollout::{EpisodeStats, Mode, Trace, evaluate, evaluate_traced, play_episode};
 
 use crate::agents::{Agent, AgentConfig, AgentError, AgentFactory, AgentRng, Diagnostics};

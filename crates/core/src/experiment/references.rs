@@ -50,9 +50,15 @@ impl Score {
 
 /// What a summary calls the score and the references of `kind`.
 pub fn labels(kind: &EnvKind) -> Labels {
+    labels_of(kind.name()).expect("every env kind is labelled")
+}
+
+/// [`labels`] of the env kind named `kind` (as [`EnvKind::name`] names it: a results
+/// manifest has no model to build an [`EnvKind`] from); `None` for no kind of this version.
+pub fn labels_of(kind: &str) -> Option<Labels> {
     let named = |key, label, knows| Named { key, label, knows };
-    match kind {
-        EnvKind::ContractChoice(_) => Labels {
+    Some(match kind {
+        "contract-choice" => Labels {
             score: named(
                 "expected_return",
                 "expected return",
@@ -74,7 +80,7 @@ pub fn labels(kind: &EnvKind) -> Labels {
                 "the whole campaign in advance: the upper bound",
             ),
         },
-        EnvKind::CustomerLifetime(_) => Labels {
+        "customer-lifetime" => Labels {
             score: named(
                 "return",
                 "return",
@@ -97,7 +103,8 @@ pub fn labels(kind: &EnvKind) -> Labels {
                 "everything, latents included; resources bind only on average (the relaxation's value)",
             ),
         },
-    }
+        _ => return None,
+    })
 }
 
 /// The references' scores on each evaluation campaign of one split.
@@ -176,5 +183,17 @@ impl ReferenceReturns {
             online: m(&self.online),
             bound: m(&self.bound),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_found_by_the_kind_names_env_files_use() {
+        assert_eq!(labels_of("contract-choice").unwrap().online.key, "online_optimum");
+        assert_eq!(labels_of("customer-lifetime").unwrap().online.key, "bid_price");
+        assert_eq!(labels_of("cartpole"), None);
     }
 }
