@@ -1,12 +1,12 @@
 //! What the plots draw, read from a folder's files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use contract_rl_core::env::bands;
 use contract_rl_core::experiment::labels_of;
 use contract_rl_core::report::Estimate;
 use contract_rl_core::report::stats::{iqm, iqm_interval, mean, seed_for};
-use contract_rl_parquet::table;
-use polars::prelude::*;
+use contract_rl_parquet::table::Table;
 
 use crate::ReportError;
 
@@ -45,6 +45,19 @@ pub struct FolderData {
     pub profiles: Vec<(String, Vec<(f64, Estimate)>)>,
     /// Per learner and metric (`losses/td_loss`, `losses/q_values`).
     pub diagnostics: Vec<Series>,
+    /// The env's actions, in its order (results folders only).
+    pub actions: Vec<String>,
+    /// Per segment, each policy's offers (results folders only).
+    pub mix: Vec<SegmentMix>,
+}
+
+/// What each policy offered the users of one segment on the test campaigns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentMix {
+    pub segment: String,
+    /// Per policy (the agents, all seeds pooled, then the myopic and the online reference): the
+    /// share of its decisions about this segment's users that took each action.
+    pub policies: Vec<(String, Vec<f64>)>,
 }
 
 /// A learner's metric over training: (mean step, mean over seeds) at each record.
@@ -62,28 +75,9 @@ fn read_error(path: &Path, message: impl ToString) -> ReportError {
     }
 }
 
-/// A table of the folder, or an error naming it.
-fn read(dir: &Path, name: &str) -> Result<(PathBuf, DataFrame), ReportError> {
-    let path = dir.join(name);
-    let frame = table::read(&path).map_err(|e| read_error(&path, e))?;
-    Ok((path, frame))
-}
-
-fn strings(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<String>, ReportError> {
-    let column = frame
-        .column(name)
-        .and_then(|c| c.str().cloned())
-        .map_err(|e| read_error(path, e))?;
-    Ok(column.iter().map(|v| v.unwrap_or_default().to_owned()).collect())
-}
-
-fn floats(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<f64>, ReportError> {
-    let column = frame
-        .column(name)
-        .and_then(|c| c.cast(&DataType::Float64))
-        .map_err(|e| read_error(path, e))?;
-    let column = column.f64().map_err(|e| read_error(path, e))?;
-    Ok(column.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+/// A table of the folder.
+fn read(dir: &Path, name: &str) -> Result<Table, ReportError> {
+    Ok(Table::read(&dir.join(name))?)
 }
 
 /// The folder's `manifest.json` (results folders only).
@@ -135,19 +129,19 @@ impl FolderData {
         if results {
             data.read_evals(dir)?;
             data.read_metrics(dir)?;
+            data.read_recommendations(dir)?;
         }
         Ok(data)
     }
 
     fn read_comparison(&mut self, dir: &Path) -> Result<(), ReportError> {
-        let (path, frame) = read(dir, "comparison.parquet")?;
-        let statistic = strings(&path, &frame, "statistic")?;
-        let agent = strings(&path, &frame, "agent")?;
-        let [threshold, value, low, high] =
-            ["threshold", "value", "ci95_low", "ci95_high"].map(|c| floats(&path, &frame, c));
+        let t = read(dir, "comparison.parquet")?;
+        let statistic = t.strings("statistic")?;
+        let agent = t.strings("agent")?;
+        let [threshold, value, low, high] = ["threshold", "value", "ci95_low", "ci95_high"].map(|c| t.floats(c));
         let (threshold, value, low, high) = (threshold?, value?, low?, high?);
-        self.score = strings(&path, &frame, "score")?.first().cloned().unwrap_or_default();
-        for i in 0..frame.height() {
+        self.score = t.strings("score")?.first().cloned().unwrap_or_default();
+        for i in 0..t.frame.height() {
             let estimate = Estimate {
                 value: value[i],
                 ci_low: low[i],
@@ -171,15 +165,21 @@ impl FolderData {
         self.online = labels_of(env_kind(&manifest))
             .map_or("online reference", |l| l.online.label)
             .to_owned();
-        let (path, frame) = read(dir, "evals.parquet")?;
-        let (agent, split) = (strings(&path, &frame, "agent")?, strings(&path, &frame, "split")?);
-        let episode = floats(&path, &frame, "episode")?;
-        let validation: Vec<usize> = (0..frame.height()).filter(|&i| split[i] == "validation").collect();
+        let t = read(dir, "evals.parquet")?;
+        let (agent, split) = (t.strings("agent")?, t.strings("split")?);
+        let episode = t.floats("episode")?;
+        self.actions = t
+            .frame
+            .get_column_names()
+            .iter()
+            .filter_map(|c| c.strip_prefix("mix_").map(str::to_owned))
+            .collect();
+        let validation: Vec<usize> = (0..t.frame.height()).filter(|&i| split[i] == "validation").collect();
         for reference in manifest["references"].as_array().into_iter().flatten() {
             let (Some(column), Some(label)) = (reference["column"].as_str(), reference["label"].as_str()) else {
                 continue;
             };
-            let column = floats(&path, &frame, column)?;
+            let column = t.floats(column)?;
             if let Some(&i) = validation.first() {
                 self.references.push(Reference {
                     label: label.to_owned(),
@@ -201,19 +201,15 @@ impl FolderData {
                 .map(|(a, rows)| curve(a, rows, &episode, values, what))
                 .collect()
         };
-        self.curves = curves(&floats(&path, &frame, &score)?, "curve");
-        self.regrets = curves(&floats(&path, &frame, "regret")?, "regret");
+        self.curves = curves(&t.floats(&score)?, "curve");
+        self.regrets = curves(&t.floats("regret")?, "regret");
         Ok(())
     }
 
     fn read_metrics(&mut self, dir: &Path) -> Result<(), ReportError> {
-        let (path, frame) = read(dir, "metrics.parquet")?;
-        let (agent, seed, metric) = (
-            strings(&path, &frame, "agent")?,
-            floats(&path, &frame, "seed")?,
-            strings(&path, &frame, "metric")?,
-        );
-        let (step, value) = (floats(&path, &frame, "step")?, floats(&path, &frame, "value")?);
+        let t = read(dir, "metrics.parquet")?;
+        let (agent, seed, metric) = (t.strings("agent")?, t.floats("seed")?, t.strings("metric")?);
+        let (step, value) = (t.floats("step")?, t.floats("value")?);
         let mut learners: Vec<&str> = Vec::new();
         for a in &agent {
             if !learners.contains(&a.as_str()) {
@@ -224,7 +220,7 @@ impl FolderData {
             for name in ["losses/td_loss", "losses/q_values"] {
                 // Each seed's records in order; the k-th records of all seeds make one point.
                 let mut by_seed: Vec<(f64, Vec<(f64, f64)>)> = Vec::new();
-                for i in (0..frame.height()).filter(|&i| agent[i] == learner && metric[i] == name) {
+                for i in (0..t.frame.height()).filter(|&i| agent[i] == learner && metric[i] == name) {
                     match by_seed.iter_mut().find(|(s, _)| *s == seed[i]) {
                         Some((_, records)) => records.push((step[i], value[i])),
                         None => by_seed.push((seed[i], vec![(step[i], value[i])])),
@@ -248,6 +244,65 @@ impl FolderData {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Each policy's offers per segment, from `recommendations.parquet`; segments in the order
+    /// of the env's age bands.
+    fn read_recommendations(&mut self, dir: &Path) -> Result<(), ReportError> {
+        let manifest = read_manifest(dir)?;
+        let edges: Vec<f64> = manifest["env"]["state"]["age_edges_years"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_f64)
+            .collect();
+        let label = |k: usize| {
+            let reference = manifest["references"][k]["label"].as_str().unwrap_or("reference");
+            format!("{reference} (reference)")
+        };
+        let t = read(dir, "recommendations.parquet")?;
+        let (policy, role) = (t.strings("policy")?, t.strings("role")?);
+        let (segment, action) = (t.strings("segment")?, t.strings("action")?);
+        let name = |i: usize| match role[i].as_str() {
+            "myopic" => label(0),
+            "online" => label(1),
+            _ => policy[i].clone(),
+        };
+        let mut policies: Vec<String> = Vec::new();
+        for i in 0..t.frame.height() {
+            if i == 0 || policy[i] != policy[i - 1] {
+                let name = name(i);
+                if !policies.contains(&name) {
+                    policies.push(name);
+                }
+            }
+        }
+        let n = self.actions.len();
+        self.mix = bands("age", &edges)
+            .into_iter()
+            .map(|band| {
+                let mut counts = vec![vec![0.0; n]; policies.len()];
+                for i in (0..t.frame.height()).filter(|&i| segment[i] == band) {
+                    let p = policies.iter().position(|p| *p == name(i)).expect("listed above");
+                    if let Some(a) = self.actions.iter().position(|a| *a == action[i]) {
+                        counts[p][a] += 1.0;
+                    }
+                }
+                let policies = policies
+                    .iter()
+                    .zip(counts)
+                    .map(|(p, c)| {
+                        let total: f64 = c.iter().sum();
+                        (p.clone(), c.iter().map(|x| x / total.max(1.0)).collect())
+                    })
+                    .collect();
+                SegmentMix {
+                    segment: band,
+                    policies,
+                }
+            })
+            .collect();
         Ok(())
     }
 }

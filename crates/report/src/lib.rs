@@ -1,10 +1,11 @@
 //! Plots and pages of a results folder or a comparison, beside its tables. Plots, as SVG and
 //! PNG: held-out learning curves with 95% bands and the references as lines, regret to the
 //! online reference over training, final performance as intervals, performance profiles with
-//! bands, and each learner's TD loss and mean Q over training. `report.html`: one page that
-//! holds the plots, the tables, what each agent and reference knows and the manifest. All are
+//! bands, each learner's TD loss and mean Q over training, and each policy's offers per user
+//! segment beside the references'. `report.html`: one page that holds the plots, the tables,
+//! what each agent and reference knows and the manifest. All are
 //! drawn from the folder's own files (`manifest.json`, `evals.parquet`, `metrics.parquet`,
-//! `comparison.parquet`, `summary.md`, `comparison.md`).
+//! `recommendations.parquet`, `comparison.parquet`, `summary.md`, `comparison.md`).
 
 mod data;
 mod html;
@@ -13,7 +14,7 @@ mod plots;
 
 use std::path::{Path, PathBuf};
 
-pub use data::{Curve, FolderData, Reference, Series};
+pub use data::{Curve, FolderData, Reference, SegmentMix, Series};
 pub use plots::PLOTS;
 
 /// Why plots or the report could not be made.
@@ -22,6 +23,9 @@ pub enum ReportError {
     /// A file of the folder is missing or unreadable.
     #[error("{path}: {message}")]
     Read { path: PathBuf, message: String },
+    /// A table of the folder is missing, unreadable or lacks a column.
+    #[error(transparent)]
+    Table(#[from] contract_rl_parquet::table::TableError),
     /// A plot could not be drawn or written.
     #[error("{path}: {message}")]
     Draw { path: PathBuf, message: String },

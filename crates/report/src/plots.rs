@@ -15,11 +15,12 @@ const SIZE: (u32, u32) = (960, 600);
 /// The font every label uses.
 const FONT: &str = "sans-serif";
 /// Every plot's name, in reading order (the order [`write_all`] writes them in).
-pub const PLOTS: [&str; 5] = [
+pub const PLOTS: [&str; 6] = [
     "learning_curves",
     "regret",
     "final_performance",
     "performance_profiles",
+    "offers_by_segment",
     "training_diagnostics",
 ];
 
@@ -49,6 +50,15 @@ pub fn write_all(out: &Path, data: &FolderData) -> Result<Vec<PathBuf>, ReportEr
     if !data.finals.is_empty() {
         written.extend(plot!("final_performance", SIZE, final_performance));
         written.extend(plot!("performance_profiles", SIZE, profiles));
+    }
+    if !data.mix.is_empty() {
+        let rows = data.mix.len().div_ceil(2) as u32;
+        let policies = data.mix[0].policies.len() as u32;
+        written.extend(plot!(
+            "offers_by_segment",
+            (SIZE.0, 70 + rows * (90 + 30 * policies)),
+            offers_by_segment
+        ));
     }
     if !data.diagnostics.is_empty() {
         let rows = data.diagnostics.len() as u32 / 2;
@@ -251,18 +261,22 @@ fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .map_err(|e| e.to_string())
 }
 
-fn final_performance<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> DrawResult {
-    let n = data.finals.len();
-    let (x0, x1) = span(data.finals.iter().flat_map(|f| [f.1.ci_low, f.1.ci_high, f.1.value]));
-    let names: Vec<String> = data.finals.iter().map(|f| f.0.clone()).collect();
-    let label = |y: &f64| {
-        let i = y.round();
+/// Labels of a chart with one row per name, the first name at the top (y = n − 1).
+fn row_labels(names: Vec<String>) -> impl Fn(&f64) -> String {
+    move |y: &f64| {
+        let (i, n) = (y.round(), names.len());
         if (y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
             names[n - 1 - i as usize].clone()
         } else {
             String::new()
         }
-    };
+    }
+}
+
+fn final_performance<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> DrawResult {
+    let n = data.finals.len();
+    let (x0, x1) = span(data.finals.iter().flat_map(|f| [f.1.ci_low, f.1.ci_high, f.1.value]));
+    let label = row_labels(data.finals.iter().map(|f| f.0.clone()).collect());
     let mut chart = ChartBuilder::on(area)
         .caption(
             format!("Final performance: IQM {} on the test campaigns, 95% CI", data.score),
@@ -341,6 +355,56 @@ fn profiles<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> DrawResul
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// One panel per user segment: each policy's decisions on the test campaigns as a bar stacked
+/// by action, the references' last.
+fn offers_by_segment<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> DrawResult {
+    let (top, panels) = area.split_vertically(70);
+    let title = "Offers by user segment on the test campaigns: share of each policy's decisions";
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    top.draw(&Text::new(title, (16, 8), (FONT, 22))).map_err(err)?;
+    // One legend of the actions for every panel, across the top.
+    let step = (SIZE.0 as i32 - 32) / data.actions.len().max(1) as i32;
+    for (a, action) in data.actions.iter().enumerate() {
+        let x = 16 + a as i32 * step;
+        top.draw(&Rectangle::new([(x, 44), (x + 14, 56)], color(a).filled()))
+            .map_err(err)?;
+        top.draw(&Text::new(action.as_str(), (x + 20, 42), (FONT, 15)))
+            .map_err(err)?;
+    }
+    let cells = panels.split_evenly((data.mix.len().div_ceil(2), 2));
+    for (cell, mix) in cells.iter().zip(&data.mix) {
+        let n = mix.policies.len();
+        let label = row_labels(mix.policies.iter().map(|p| p.0.clone()).collect());
+        let mut chart = ChartBuilder::on(cell)
+            .caption(&mix.segment, (FONT, 17))
+            .margin(10)
+            .margin_right(24)
+            .x_label_area_size(36)
+            .y_label_area_size(170)
+            .build_cartesian_2d(0.0..1.0, -0.5..(n as f64 - 0.5))
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("share of decisions")
+            .x_labels(5)
+            .x_label_formatter(&|v| format!("{:.0}%", v * 100.0))
+            .y_labels(n)
+            .y_label_formatter(&label)
+            .disable_y_mesh()
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for a in 0..data.actions.len() {
+            let bars = mix.policies.iter().enumerate().map(|(i, (_, shares))| {
+                let (y, x) = ((n - 1 - i) as f64, shares[..a].iter().sum::<f64>());
+                Rectangle::new([(x, y - 0.35), (x + shares[a], y + 0.35)], color(a).filled())
+            });
+            chart.draw_series(bars).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// One row per learner: its TD loss and its mean Q over training steps.

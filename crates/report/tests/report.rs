@@ -13,6 +13,7 @@ use std::process::Command;
 use contract_rl_core::agents::CoreAgents;
 use contract_rl_core::experiment::RunOptions;
 use contract_rl_parquet::{Build, LoadedExperiment};
+use contract_rl_report::FolderData;
 
 const BUILD: Build = Build {
     version: "test",
@@ -63,13 +64,7 @@ fn a_results_folder_gets_every_plot_as_svg_and_png() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    for plot in [
-        "learning_curves",
-        "regret",
-        "final_performance",
-        "performance_profiles",
-        "training_diagnostics",
-    ] {
+    for plot in contract_rl_report::PLOTS {
         for extension in ["svg", "png"] {
             assert!(
                 names.contains(&format!("{plot}.{extension}")),
@@ -109,6 +104,40 @@ fn a_results_folder_gets_every_plot_as_svg_and_png() {
         assert!(regret.contains(text), "regret.svg lacks {text:?}");
     }
     assert!(svg("training_diagnostics.svg").contains("q_learning: TD loss"));
+    let offers = svg("offers_by_segment.svg");
+    for text in [
+        "age &lt;33",
+        "age 60+",
+        "q_learning",
+        "myopic oracle (reference)",
+        "online optimum (reference)",
+        "youth",
+        "share of decisions",
+    ] {
+        assert!(offers.contains(text), "offers_by_segment.svg lacks {text:?}");
+    }
+    // Each policy's shares in a segment add up to its decisions there: 1, or 0 for none.
+    let data = FolderData::read(&out, true).unwrap();
+    assert_eq!(data.mix.len(), 4);
+    for mix in &data.mix {
+        assert_eq!(mix.policies.len(), 8, "6 agents and 2 references");
+        for (policy, shares) in &mix.policies {
+            let total: f64 = shares.iter().sum();
+            assert!((total - 1.0).abs() < 1e-9, "{} / {policy}: {shares:?}", mix.segment);
+        }
+    }
+    // Youth offers go to the under-33s only, and the myopic oracle makes them there.
+    let youth = data.actions.iter().position(|a| a == "youth").unwrap();
+    for mix in &data.mix[1..] {
+        assert!(mix.policies.iter().all(|(_, s)| s[youth] == 0.0), "{}", mix.segment);
+    }
+    let myopic = &data.mix[0]
+        .policies
+        .iter()
+        .find(|p| p.0 == "myopic oracle (reference)")
+        .unwrap()
+        .1;
+    assert!(myopic[youth] > 0.5, "{myopic:?}");
     assert_eq!(png_size(&out.join("plots/learning_curves.png")), (960, 600));
     // A PNG with text and lines is far from a blank canvas.
     assert!(std::fs::metadata(out.join("plots/learning_curves.png")).unwrap().len() > 20_000);
@@ -238,7 +267,7 @@ fn a_results_report_renders_every_plot_table_and_the_manifest() {
     contract_rl_report::plot_results(&out).unwrap();
     assert_eq!(contract_rl_report::write_report(&out).unwrap(), out.join("report.html"));
     let dom = check_report(&out);
-    assert_eq!(dom.matches("<svg").count(), 5);
+    assert_eq!(dom.matches("<svg").count(), contract_rl_report::PLOTS.len());
 
     for heading in [
         "<h1>quickstart</h1>",
