@@ -86,19 +86,22 @@ fn the_power_bi_export_reads_back_with_pyarrow_and_duckdb_without_personal_data(
     });
     run(&experiment, &lifetime);
 
-    let out = dir.path().join("powerbi");
     let snapshot = support::sample_snapshot();
-    let export = contract_rl(&[
-        "export",
-        "powerbi",
-        quickstart.to_str().unwrap(),
-        lifetime.to_str().unwrap(),
-        "--snapshot",
-        snapshot.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let export = |out: &Path| {
+        let export = contract_rl(&[
+            "export",
+            "powerbi",
+            quickstart.to_str().unwrap(),
+            lifetime.to_str().unwrap(),
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    };
+    let out = dir.path().join("powerbi");
+    export(&out);
     let expected = expected_rows(&[&quickstart, &lifetime]);
     let check = Command::new(python)
         .arg(support::repo("tests/readers/powerbi.py"))
@@ -115,17 +118,7 @@ fn the_power_bi_export_reads_back_with_pyarrow_and_duckdb_without_personal_data(
 
     // The same export twice gives the same bytes.
     let again = dir.path().join("again");
-    let export = contract_rl(&[
-        "export",
-        "powerbi",
-        quickstart.to_str().unwrap(),
-        lifetime.to_str().unwrap(),
-        "--snapshot",
-        snapshot.to_str().unwrap(),
-        "--out",
-        again.to_str().unwrap(),
-    ]);
-    assert!(export.status.success());
+    export(&again);
     for file in std::fs::read_dir(&out).unwrap() {
         let name = file.unwrap().file_name();
         assert!(

@@ -25,18 +25,18 @@ struct Section {
 /// The page of the results or comparison folder `dir`.
 pub fn page(dir: &Path) -> Result<String, ReportError> {
     let comparison = read_text(dir, "comparison.md")?;
-    let figures = figures(dir)?;
+    let plots = Section {
+        id: "plots",
+        heading: "Plots",
+        html: figures(dir)?,
+    };
     if !dir.join("manifest.json").is_file() {
         let title = title(&comparison).unwrap_or("Comparison");
         let intro = "<p>A comparison folder written by <code>contract-rl compare</code>: the final \
                      score of every run of the compared results folders on their shared test \
                      campaigns, per agent.</p>\n";
         let sections = [
-            Section {
-                id: "plots",
-                heading: "Plots",
-                html: figures,
-            },
+            plots,
             Section {
                 id: "comparison",
                 heading: "Aggregates, probability of improvement and performance profiles",
@@ -49,11 +49,7 @@ pub fn page(dir: &Path) -> Result<String, ReportError> {
     let summary = read_text(dir, "summary.md")?;
     let experiment = manifest["experiment"].as_str().unwrap_or("results");
     let sections = [
-        Section {
-            id: "plots",
-            heading: "Plots",
-            html: figures,
-        },
+        plots,
         Section {
             id: "summary",
             heading: "Summary on the test campaigns",
