@@ -31,6 +31,7 @@ pub struct Workload {
     pub headline: bool,
     /// Whether a criterion sample is slow enough that 10 samples must do.
     pub slow: bool,
+    /// Does the work once.
     pub run: Box<dyn FnMut()>,
 }
 
@@ -233,12 +234,16 @@ fn replay_sampling(model: &Arc<EnvModel>) -> Workload {
     }
 }
 
-/// The sample snapshot (20,000 users) read, checked against its manifest and decoded.
+/// The sample snapshot read, checked against its manifest and decoded (polars decodes on its
+/// thread pool, so this and the export are not single-threaded).
 fn snapshot_load(path: PathBuf) -> Workload {
+    let users = snapshot::read_manifest(&path)
+        .expect("the sample snapshot's manifest reads")
+        .rows;
     Workload {
         name: "snapshot/load",
         unit: "users",
-        per_run: 20_000,
+        per_run: users,
         headline: true,
         slow: false,
         run: Box::new(move || {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::workloads::{Inputs, median_seconds, scratch, workloads};
 
-/// Timed runs of each workload (after one untimed run); the slow ones take 3.
+/// Timed runs of each workload (the fast ones after an untimed run); the slow ones take 3.
 const RUNS: usize = 5;
 const SLOW_RUNS: usize = 3;
 
@@ -21,10 +21,7 @@ pub fn bench_rl(root: &Path) -> anyhow::Result<ExitCode> {
         root: root.to_owned(),
         scratch: scratch("bench-rl"),
     };
-    println!(
-        "{:<34} {:>14} {:>26}",
-        "workload (single thread)", "median per run", "rate"
-    );
+    println!("{:<34} {:>14} {:>26}", "workload", "median per run", "rate");
     for mut workload in workloads(&inputs).into_iter().filter(|w| w.headline) {
         let runs = if workload.slow { SLOW_RUNS } else { RUNS };
         let seconds = median_seconds(&mut workload, runs);

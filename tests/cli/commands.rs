@@ -235,6 +235,7 @@ fn run_and_compare_write_every_file_and_run_names_its_build() {
         "metrics.parquet",
         "summary.parquet",
         "summary.md",
+        "recommendations.parquet",
         "comparison.md",
         "comparison.parquet",
         "plots/learning_curves.svg",
@@ -243,6 +244,7 @@ fn run_and_compare_write_every_file_and_run_names_its_build() {
         "plots/performance_profiles.png",
         "plots/training_diagnostics.svg",
         "plots/regret.svg",
+        "plots/offers_by_segment.svg",
         "report.html",
     ] {
         assert!(out.join(file).is_file(), "{file}");

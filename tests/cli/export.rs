@@ -102,6 +102,8 @@ fn the_power_bi_export_reads_back_with_pyarrow_and_duckdb_without_personal_data(
     };
     let out = dir.path().join("powerbi");
     export(&out);
+    // 6 agents × 10 seeds × 50 test campaigns × 100 users.
+    assert_eq!(expected_rows(&[&quickstart])["fact_recommendations"], 300_000);
     let expected = expected_rows(&[&quickstart, &lifetime]);
     let check = Command::new(python)
         .arg(support::repo("tests/readers/powerbi.py"))
@@ -129,24 +131,42 @@ fn the_power_bi_export_reads_back_with_pyarrow_and_duckdb_without_personal_data(
 }
 
 #[test]
-fn the_export_refuses_another_snapshot_a_folder_twice_and_bad_bands_and_writes_nothing() {
+fn the_export_refuses_another_snapshot_a_folder_twice_other_splits_and_bad_bands_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     run(&support::repo("experiments/quickstart.toml"), &results);
+    // The same results as if run with other held-out shares.
+    let resplit = dir.path().join("resplit");
+    std::fs::create_dir(&resplit).unwrap();
+    for file in std::fs::read_dir(&results).unwrap() {
+        let file = file.unwrap().path();
+        if file.is_file() {
+            std::fs::copy(&file, resplit.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let manifest = std::fs::read_to_string(resplit.join("manifest.json")).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    manifest["env"]["test_fraction"] = 0.25.into();
+    std::fs::write(resplit.join("manifest.json"), manifest.to_string()).unwrap();
     let other = dir.path().join("other.parquet");
     let generate = contract_rl(&["generate", "--users", "300", "--out", other.to_str().unwrap()]);
     assert!(generate.status.success());
     let sample = support::sample_snapshot();
     let out = dir.path().join("powerbi");
-    let results = results.to_str().unwrap();
+    let (results, resplit) = (results.to_str().unwrap(), resplit.to_str().unwrap());
+    let spelled_otherwise = format!("{results}/");
     for (args, says) in [
         (
             vec![results, "--snapshot", other.to_str().unwrap()],
             "replayed the snapshot with SHA-256",
         ),
         (
-            vec![results, results, "--snapshot", sample.to_str().unwrap()],
+            vec![results, &spelled_otherwise, "--snapshot", sample.to_str().unwrap()],
             "is given twice",
+        ),
+        (
+            vec![results, resplit, "--snapshot", sample.to_str().unwrap()],
+            "differ in env.test_fraction",
         ),
         (
             vec![results, "--snapshot", sample.to_str().unwrap(), "--age-edges", "60,45"],

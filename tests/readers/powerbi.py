@@ -9,11 +9,14 @@ import re
 import sys
 from pathlib import Path
 
+import tomllib
+
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 export, snapshot, expected = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
+REPO = Path(__file__).resolve().parents[2]
 failures: list[str] = []
 
 
@@ -72,13 +75,14 @@ for name, table in tables.items():
         ).fetchone()
         check(orphans == 0, f"{name}.{column}: {orphans} keys not in {dimension}")
         references += 1
-check(references >= 12, f"only {references} key columns checked")
+check(references == 17, f"{references} key columns checked, expected 17")
 
 # The facts joined to every dimension they reference keep every row.
 joins = {
     "fact_recommendations": "JOIN dim_run USING (run_key) JOIN dim_agent USING (agent_key, run_key) "
-    "JOIN dim_user USING (user_key) JOIN dim_segment s ON s.segment_key = f.segment_key "
-    "JOIN dim_contract c ON c.contract_key = f.contract_key",
+    "JOIN dim_user u USING (user_key) JOIN dim_segment s ON s.segment_key = f.segment_key "
+    "JOIN dim_contract c ON c.contract_key = f.contract_key AND c.run_key = f.run_key "
+    "AND u.segment_key = f.segment_key",
     "fact_evaluations": "JOIN dim_run USING (run_key) JOIN dim_agent USING (agent_key, run_key)",
     "fact_evaluation_mix": "JOIN dim_run USING (run_key) JOIN dim_agent USING (agent_key, run_key) "
     "JOIN dim_contract USING (contract_key, run_key)",
@@ -87,6 +91,48 @@ joins = {
 for fact, join in joins.items():
     (rows,) = db.execute(f"SELECT count(*) FROM {fact} f {join}").fetchone()
     check(rows == expected[fact], f"{fact} joined to its dimensions: {rows} rows, expected {expected[fact]}")
+
+def count(query: str) -> int:
+    return db.execute(query).fetchone()[0]
+
+
+# A fact's keys of run-scoped dimensions belong to its own run.
+for column in ["myopic_contract_key", "online_contract_key"]:
+    n = count(f"SELECT count(*) FROM fact_recommendations f JOIN dim_contract c ON c.contract_key = f.{column} "
+              "WHERE c.run_key <> f.run_key")
+    check(n == 0, f"fact_recommendations.{column}: {n} keys of another run's contracts")
+
+# Segments: each user's segment row holds their bands and region, and the region is their
+# nationality's in the env file.
+n = count("SELECT count(*) FROM dim_user u JOIN dim_segment s USING (segment_key) WHERE u.age_band <> s.age_band "
+          "OR u.region <> s.region OR u.seniority_band <> s.seniority_band")
+check(n == 0, f"{n} users whose segment row disagrees with their bands")
+regions = tomllib.loads((REPO / "envs/contract-choice.toml").read_text())["regions"]
+region_of = {nat: region for region, nats in regions.items() for nat in nats}
+nats = pq.read_table(snapshot, columns=["nat"]).column("nat").to_pylist()
+wrong = [u for u in tables["dim_user"].select(["user_key", "region"]).to_pylist()
+         if u["region"] != region_of[nats[u["user_key"] - 1]]]
+check(not wrong, f"{len(wrong)} users in another region than their nationality's, e.g. {wrong[:2]}")
+
+# The references' offers beside each agent's: on contract choice at every decision, with the
+# oracle agents making the very offers of the references they are; on customer lifetime none.
+choice = "FROM fact_recommendations f JOIN dim_run r USING (run_key) JOIN dim_agent a USING (agent_key, run_key) " \
+         "WHERE r.env_kind = 'contract-choice'"
+lifetime = "FROM fact_recommendations f JOIN dim_run r USING (run_key) WHERE r.env_kind = 'customer-lifetime'"
+check(count(f"SELECT count(*) {choice}") > 0, "no contract-choice recommendations")
+for condition, what in [
+    ("f.myopic_contract_key IS NULL OR f.online_contract_key IS NULL OR f.expected_reward IS NULL",
+     "reference offers or expected rewards missing"),
+    ("f.matches_online IS DISTINCT FROM (f.contract_key = f.online_contract_key)", "matches_online wrong"),
+    ("a.agent = 'online_oracle' AND f.contract_key <> f.online_contract_key", "online_oracle is not the online reference"),
+    ("a.agent = 'myopic_oracle' AND f.contract_key <> f.myopic_contract_key", "myopic_oracle is not the myopic reference"),
+]:
+    n = count(f"SELECT count(*) {choice} AND ({condition})")
+    check(n == 0, f"contract choice: {n} rows with {what}")
+check(count(f"SELECT count(*) {choice} AND NOT f.matches_online") > 0, "every agent always matches the online reference")
+n = count(f"SELECT count(*) {lifetime} AND (f.myopic_contract_key IS NOT NULL OR f.online_contract_key IS NOT NULL "
+          "OR f.expected_reward IS NOT NULL OR f.matches_online IS NOT NULL)")
+check(n == 0, f"customer lifetime: {n} rows with reference offers or expected rewards")
 
 # No personal data: no personal column, and no value of one anywhere in the export.
 personal = ["user_id", "first_name", "last_name", "email", "username", "phone", "cell", "street",
@@ -129,7 +175,7 @@ check(not wrong, f"{len(wrong)} users in bands that do not hold their age or sen
 
 # The powerbi/ folder agrees with the export: a Power Query per table typing every column as the
 # file does, a relationship per foreign key to its dimension, and DAX that names real columns.
-folder = Path(__file__).resolve().parents[2] / "powerbi"
+folder = REPO / "powerbi"
 m_types = {pa.int64(): "Int64.Type", pa.float64(): "type number", pa.string(): "type text",
            pa.bool_(): "type logical"}
 

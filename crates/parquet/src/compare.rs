@@ -48,10 +48,10 @@ struct Campaigns {
 pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, CompareError> {
     let mut first: Option<(&PathBuf, Campaigns)> = None;
     let mut folders = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        if dirs[..i].contains(dir) {
-            return Err(CompareError::GivenTwice(dir.clone()));
-        }
+    if let Some(dir) = repeated(dirs) {
+        return Err(CompareError::GivenTwice(dir.clone()));
+    }
+    for dir in dirs {
         let campaigns = campaigns(dir)?;
         if let Some((first_dir, expected)) = &first {
             for (what, same) in [
@@ -96,6 +96,18 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, CompareError> {
         })
         .collect();
     Ok(Comparison::new(&campaigns.score.replace('_', " "), &runs))
+}
+
+/// The first folder of `dirs` that an earlier one names too (`results`, `results/` and
+/// `./results` are one folder).
+pub(crate) fn repeated(dirs: &[PathBuf]) -> Option<&PathBuf> {
+    let canonical: Vec<PathBuf> = dirs
+        .iter()
+        .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
+        .collect();
+    (0..dirs.len())
+        .find(|&i| canonical[..i].contains(&canonical[i]))
+        .map(|i| &dirs[i])
 }
 
 fn unreadable(path: &Path, message: impl ToString) -> CompareError {

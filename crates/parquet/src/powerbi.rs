@@ -52,6 +52,9 @@ pub enum ExportError {
     /// The same folder was given twice.
     #[error("{0} is given twice")]
     GivenTwice(PathBuf),
+    /// No results folder was given.
+    #[error("no results folder to export")]
+    NoFolders,
     /// Band edges that are not increasing finite numbers.
     #[error("{flag}: band edges must be increasing finite numbers of years, got {edges:?}")]
     Bands { flag: &'static str, edges: Vec<f64> },
@@ -220,20 +223,29 @@ impl<'a> Users<'a> {
     fn segment_key(&self, user: &UserRecord, region_of: &[usize; NATIONALITIES.len()]) -> i64 {
         let age = bucket(f64::from(user.age), &self.bands.age_edges_years);
         let seniority = bucket(f64::from(user.seniority_years), &self.bands.seniority_edges_years);
-        let nat = NATIONALITIES.iter().position(|n| *n == user.nat).unwrap_or(0);
+        let nat = NATIONALITIES
+            .iter()
+            .position(|n| *n == user.nat)
+            .expect("snapshot records hold validated nationalities");
         ((age * self.regions.len() + region_of[nat]) * self.seniorities.len() + seniority) as i64 + 1
+    }
+
+    /// Every (age band, region, seniority band), in [`Self::segment_key`] order.
+    fn segment_rows(&self) -> Vec<(&str, &str, &str)> {
+        let mut rows = Vec::new();
+        for age in &self.ages {
+            for region in &self.regions {
+                for seniority in &self.seniorities {
+                    rows.push((age.as_str(), *region, seniority.as_str()));
+                }
+            }
+        }
+        rows
     }
 
     /// `dim_segment`: every age band × region × seniority band, keyed as [`Self::segment_key`].
     fn segments(&self) -> PolarsResult<DataFrame> {
-        let mut rows: Vec<(&str, &str, &str)> = Vec::new();
-        for age in &self.ages {
-            for region in &self.regions {
-                for seniority in &self.seniorities {
-                    rows.push((age, region, seniority));
-                }
-            }
-        }
+        let rows = self.segment_rows();
         df!(
             "segment_key" => (1..=rows.len() as i64).collect::<Vec<_>>(),
             "segment" => rows.iter().map(|(a, r, s)| format!("{a} · {r} · {s}")).collect::<Vec<_>>(),
@@ -248,15 +260,14 @@ impl<'a> Users<'a> {
     fn users(&self, records: &[UserRecord]) -> PolarsResult<DataFrame> {
         let region_of = region_of_nat(&self.env.regions);
         let segment: Vec<i64> = records.iter().map(|u| self.segment_key(u, &region_of)).collect();
-        let part = |k: &i64, n: usize, of: usize| (*k as usize - 1) / n % of;
-        let per_region = self.seniorities.len();
-        let per_age = self.regions.len() * per_region;
+        let rows = self.segment_rows();
+        let of = |k: &i64| rows[*k as usize - 1];
         df!(
             "user_key" => (1..=records.len() as i64).collect::<Vec<_>>(),
             "segment_key" => segment.clone(),
-            "age_band" => segment.iter().map(|k| self.ages[part(k, per_age, self.ages.len())].as_str()).collect::<Vec<_>>(),
-            "region" => segment.iter().map(|k| self.regions[part(k, per_region, self.regions.len())]).collect::<Vec<_>>(),
-            "seniority_band" => segment.iter().map(|k| self.seniorities[part(k, 1, per_region)].as_str()).collect::<Vec<_>>(),
+            "age_band" => segment.iter().map(|k| of(k).0).collect::<Vec<_>>(),
+            "region" => segment.iter().map(|k| of(k).1).collect::<Vec<_>>(),
+            "seniority_band" => segment.iter().map(|k| of(k).2).collect::<Vec<_>>(),
             "split" => records
                 .iter()
                 .map(|u| split_of(&u.user_id, self.env.test_fraction, self.env.validation_fraction).name())
@@ -307,12 +318,17 @@ impl Folder {
 /// Keys handed out across the whole export.
 #[derive(Default)]
 struct Keys {
+    /// One per folder; `run_key` is the position from 1.
     runs: Vec<Run>,
+    /// `dim_agent`'s rows; `agent_key` is the position from 1.
     agents: Vec<AgentRow>,
+    /// `dim_contract`'s rows; `contract_key` is the position from 1.
     contracts: Vec<ContractRow>,
 }
 
+/// A run's keys, for its facts.
 struct Run {
+    /// `run_key`.
     key: i64,
     /// Agent name → agent key.
     agents: HashMap<String, i64>,
@@ -320,6 +336,7 @@ struct Run {
     contracts: HashMap<String, i64>,
 }
 
+/// A row of `dim_agent` (its columns, `run` the `run_key`).
 struct AgentRow {
     run: i64,
     name: String,
@@ -328,6 +345,8 @@ struct AgentRow {
     hyperparameters: String,
 }
 
+/// A row of `dim_contract` (its columns, `run` the `run_key`; `offer` is false for
+/// `no_offer`, which has no margin).
 struct ContractRow {
     run: i64,
     name: String,
@@ -375,11 +394,13 @@ impl Keys {
     }
 }
 
-/// An agent's settings without its kind and name, as compact JSON text.
+/// An agent's settings without its kind, name and checkpoint (a path on the machine that ran
+/// it), as compact JSON text.
 fn hyperparameters(agent: &serde_json::Value) -> String {
     let mut settings = agent.as_object().cloned().unwrap_or_default();
-    settings.remove("kind");
-    settings.remove("name");
+    for key in ["kind", "name", "checkpoint"] {
+        settings.remove(key);
+    }
     serde_json::Value::Object(settings).to_string()
 }
 
@@ -393,12 +414,15 @@ pub fn export_powerbi(
     out: &Path,
 ) -> Result<Vec<(PathBuf, usize)>, ExportError> {
     bands.validate()?;
+    if dirs.is_empty() {
+        return Err(ExportError::NoFolders);
+    }
     let snap = snapshot::read(snapshot)?;
+    if let Some(dir) = crate::compare::repeated(dirs) {
+        return Err(ExportError::GivenTwice(dir.clone()));
+    }
     let mut folders: Vec<Folder> = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        if dirs[..i].contains(dir) {
-            return Err(ExportError::GivenTwice(dir.clone()));
-        }
+    for dir in dirs {
         let folder = Folder::read(dir)?;
         if folder.manifest.snapshot.sha256 != snap.manifest.sha256 {
             return Err(ExportError::OtherSnapshot {
@@ -419,7 +443,7 @@ pub fn export_powerbi(
         }
         folders.push(folder);
     }
-    let users = Users::new(&folders.first().expect("at least one folder").manifest.env, bands);
+    let users = Users::new(&folders[0].manifest.env, bands);
     let region_of = region_of_nat(&users.env.regions);
     let segment_of: Vec<i64> = snap.records.iter().map(|u| users.segment_key(u, &region_of)).collect();
 
@@ -437,14 +461,38 @@ pub fn export_powerbi(
         ("dim_user", users.users(&snap.records)),
     ];
     tables.extend(facts.frames());
-    let mut written = Vec::new();
-    for (name, frame) in tables {
-        let mut frame = frame.expect("equal-length columns");
-        let path = out.join(format!("{name}.parquet"));
-        table::write(&path, &mut frame).map_err(ExportError::Write)?;
-        written.push((path, frame.height()));
-    }
-    Ok(written)
+    write_all(out, tables)
+}
+
+/// Writes every table into a scratch folder beside `out`, then moves them into `out`: a failed
+/// write leaves `out` as it was, never half new and half old.
+fn write_all(out: &Path, tables: Vec<(&str, PolarsResult<DataFrame>)>) -> Result<Vec<(PathBuf, usize)>, ExportError> {
+    let name = out.file_name().map_or("powerbi".into(), |n| n.to_string_lossy());
+    let scratch = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source: std::io::Error| ExportError::Write(TableError::Io { path, source })
+    };
+    let written = (|| {
+        let mut written = Vec::new();
+        for (name, frame) in tables {
+            let mut frame = frame.expect("equal-length columns of fixed types");
+            let file = format!("{name}.parquet");
+            table::write(&scratch.join(&file), &mut frame).map_err(ExportError::Write)?;
+            written.push((file, frame.height()));
+        }
+        std::fs::create_dir_all(out).map_err(io(out))?;
+        written
+            .into_iter()
+            .map(|(file, rows)| {
+                let path = out.join(&file);
+                std::fs::rename(scratch.join(&file), &path).map_err(io(&path))?;
+                Ok((path, rows))
+            })
+            .collect()
+    })();
+    std::fs::remove_dir_all(&scratch).ok();
+    written
 }
 
 /// `dim_run`: one row per results folder.
@@ -518,75 +566,117 @@ struct Facts {
     recommendations: Vec<DataFrame>,
 }
 
-/// `name` of `table` as a column called `as_`.
-fn renamed(table: &Table, name: &str, as_: &str) -> Result<Column, TableError> {
-    Ok(table.column(name)?.clone().with_name(as_.into()))
+/// Column `name` of `table` as `as_`, cast to `dtype` (so every folder stacks alike).
+fn typed(table: &Table, name: &str, as_: &str, dtype: &DataType) -> Result<Column, ExportError> {
+    let column = table.column(name)?.cast(dtype).map_err(|source| TableError::Column {
+        path: table.path.clone(),
+        column: name.to_owned(),
+        source,
+    })?;
+    Ok(column.with_name(as_.into()))
+}
+
+/// Columns of `table` under their own names, each with its type.
+fn columns_of(table: &Table, names: &[(&str, DataType)]) -> Result<Vec<Column>, ExportError> {
+    names
+        .iter()
+        .map(|(name, dtype)| typed(table, name, name, dtype))
+        .collect()
 }
 
 fn keyed(name: &str, keys: Vec<i64>) -> Column {
     Column::new(name.into(), keys)
 }
 
-impl Facts {
-    fn add(&mut self, folder: &Folder, run: &Run, segment_of: &[i64]) -> Result<(), ExportError> {
-        let agent_keys = |table: &Table| -> Result<Vec<Column>, ExportError> {
-            let agents = table.strings("agent")?;
-            let keys = agents
-                .iter()
-                .map(|a| {
-                    run.agents
-                        .get(a)
-                        .copied()
-                        .ok_or_else(|| unreadable(&table.path, format!("agent {a:?} is not in manifest.json")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(vec![
-                keyed("run_key", vec![run.key; keys.len()]),
-                keyed("agent_key", keys),
-            ])
-        };
-        let frame = |columns: Vec<Column>| DataFrame::new_infer_height(columns).expect("equal-length columns");
+fn frame(columns: Vec<Column>) -> DataFrame {
+    DataFrame::new_infer_height(columns).expect("equal-length columns")
+}
 
-        let t = &folder.episodes;
-        let mut columns = agent_keys(t)?;
-        for name in [
-            "seed",
-            "episode",
-            "step",
-            "return",
-            "expected_return",
-            "length",
-            "acceptance_rate",
-        ] {
-            columns.push(t.column(name)?.clone());
-        }
-        self.episodes.push(frame(columns));
+impl Run {
+    /// The key of agent `name`, which `path` holds rows of.
+    fn agent_key(&self, name: &str, path: &Path) -> Result<i64, ExportError> {
+        self.agents
+            .get(name)
+            .copied()
+            .ok_or_else(|| unreadable(path, format!("agent {name:?} is not in manifest.json")))
+    }
 
-        let t = &folder.evals;
-        let m = &folder.manifest;
-        let keys = agent_keys(t)?;
-        let mut columns = keys.clone();
-        for name in ["seed", "split", "episode", "step"] {
-            columns.push(t.column(name)?.clone());
-        }
-        let head = columns.clone();
-        columns.push(renamed(t, &m.score, "score")?);
-        for (reference, as_) in m.references.iter().zip(["myopic_score", "online_score", "bound_score"]) {
-            columns.push(renamed(t, &reference.column, as_)?);
-        }
-        for name in ["expected_return", "return", "regret", "acceptance_rate"] {
-            columns.push(t.column(name)?.clone());
-        }
-        self.evaluations.push(frame(columns));
-        for action in &folder.actions {
+    /// `run_key` and `agent_key` of each row of `table` (by its `agent` column).
+    fn keys(&self, table: &Table) -> Result<Vec<Column>, ExportError> {
+        let keys = table
+            .strings("agent")?
+            .iter()
+            .map(|a| self.agent_key(a, &table.path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(vec![
+            keyed("run_key", vec![self.key; keys.len()]),
+            keyed("agent_key", keys),
+        ])
+    }
+}
+
+/// `fact_training_episodes` of one run.
+fn episodes(t: &Table, run: &Run) -> Result<DataFrame, ExportError> {
+    use DataType::{Float64, Int64};
+    let mut columns = run.keys(t)?;
+    columns.extend(columns_of(
+        t,
+        &[
+            ("seed", Int64),
+            ("episode", Int64),
+            ("step", Int64),
+            ("return", Float64),
+            ("expected_return", Float64),
+            ("length", Int64),
+            ("acceptance_rate", Float64),
+        ],
+    )?);
+    Ok(frame(columns))
+}
+
+/// `fact_evaluations` and `fact_evaluation_mix` of one run.
+fn evaluations(folder: &Folder, run: &Run) -> Result<(DataFrame, Vec<DataFrame>), ExportError> {
+    use DataType::{Float64, Int64, String};
+    let (t, m) = (&folder.evals, &folder.manifest);
+    let mut head = run.keys(t)?;
+    head.extend(columns_of(
+        t,
+        &[("seed", Int64), ("split", String), ("episode", Int64), ("step", Int64)],
+    )?);
+    let mut scores = head.clone();
+    scores.push(typed(t, &m.score, "score", &Float64)?);
+    for (reference, as_) in m.references.iter().zip(["myopic_score", "online_score", "bound_score"]) {
+        scores.push(typed(t, &reference.column, as_, &Float64)?);
+    }
+    scores.extend(columns_of(
+        t,
+        &[
+            ("expected_return", Float64),
+            ("return", Float64),
+            ("regret", Float64),
+            ("acceptance_rate", Float64),
+        ],
+    )?);
+    let mix = folder
+        .actions
+        .iter()
+        .map(|action| {
             let mut columns = head.clone();
             columns.insert(2, keyed("contract_key", vec![run.contracts[action]; t.frame.height()]));
-            columns.push(renamed(t, &format!("mix_{action}"), "share")?);
-            self.mix.push(frame(columns));
-        }
+            columns.push(typed(t, &format!("mix_{action}"), "share", &Float64)?);
+            Ok(frame(columns))
+        })
+        .collect::<Result<_, ExportError>>()?;
+    Ok((frame(scores), mix))
+}
 
-        self.recommendations
-            .push(recommendations(&folder.recommendations, run, segment_of)?);
+impl Facts {
+    fn add(&mut self, folder: &Folder, run: &Run, segment_of: &[i64]) -> Result<(), ExportError> {
+        self.episodes.push(episodes(&folder.episodes, run)?);
+        let (evaluations, mix) = evaluations(folder, run)?;
+        self.evaluations.push(evaluations);
+        self.mix.extend(mix);
+        self.recommendations.push(recommendations(folder, run, segment_of)?);
         Ok(())
     }
 
@@ -609,83 +699,91 @@ impl Facts {
     }
 }
 
-/// A decision about a user: (campaign, user, its rank among the policy's decisions about them).
-type Decision = (Option<i64>, Option<i64>, i64);
+/// A decision of a campaign: (campaign, position in it).
+type Decision = (Option<i64>, Option<i64>);
+
+/// The columns of `fact_recommendations`.
+#[derive(Default)]
+struct Recommendations {
+    agent: Vec<i64>,
+    seed: Vec<Option<i64>>,
+    campaign: Vec<Option<i64>>,
+    decision: Vec<Option<i64>>,
+    user: Vec<i64>,
+    segment: Vec<i64>,
+    contract: Vec<i64>,
+    expected_reward: Vec<Option<f64>>,
+    myopic: Vec<Option<i64>>,
+    online: Vec<Option<i64>>,
+    matches_online: Vec<Option<bool>>,
+}
 
 /// `fact_recommendations` of one run: each agent's offer at every decision of the test
-/// campaigns, with the myopic and the online reference's offers to the same user at the same
-/// point of the same campaign (the k-th decision about that user; none when the reference
-/// made no k-th decision about them, which happens on envs where policies change who stays).
-fn recommendations(t: &Table, run: &Run, segment_of: &[i64]) -> Result<DataFrame, ExportError> {
-    let (policy, role) = (t.strings("policy")?, t.strings("role")?);
+/// campaigns. On contract choice, where every policy meets a campaign's users in the same
+/// order, with its expected reward and the myopic and online references' offers at the same
+/// decision. On customer lifetime both stay empty: who is up for a decision, and when, depends
+/// on the policy, and the env reports no expected reward of an offer (its effect runs through
+/// later months).
+fn recommendations(folder: &Folder, run: &Run, segment_of: &[i64]) -> Result<DataFrame, ExportError> {
+    let t = &folder.recommendations;
+    let (policy, role, action) = (t.strings("policy")?, t.strings("role")?, t.strings("action")?);
     let (seed, campaign, decision, user) = (
         t.ints("seed")?,
         t.ints("campaign")?,
         t.ints("decision")?,
         t.ints("user")?,
     );
-    let (action, expected_reward) = (t.strings("action")?, t.floats("expected_reward")?);
+    let expected_reward = t.floats("expected_reward")?;
     let contract = |i: usize| {
         run.contracts
             .get(&action[i])
             .copied()
             .ok_or_else(|| unreadable(&t.path, format!("action {:?} is not in evals.parquet", action[i])))
     };
-    let user_key = |i: usize| {
-        let row = user[i].filter(|&u| u >= 0 && (u as usize) < segment_of.len());
-        row.ok_or_else(|| unreadable(&t.path, format!("user {:?} is not a row of the snapshot", user[i])))
-    };
-    // Each policy's k-th decision about a user in a campaign; the references' by that key.
-    let mut seen: HashMap<(&str, Option<i64>, Decision), i64> = HashMap::new();
+    let contract_choice = folder.manifest.env.kind.is_none();
+    // The references' offer at each decision.
     let mut choices: [HashMap<Decision, i64>; 2] = Default::default();
-    let mut rows = Vec::new();
     for i in 0..t.frame.height() {
-        let k = seen
-            .entry((&policy[i], seed[i], (campaign[i], user[i], 0)))
-            .or_default();
-        *k += 1;
-        let key = (campaign[i], user[i], *k);
-        match role[i].as_str() {
-            "myopic" => choices[0].insert(key, contract(i)?),
-            "online" => choices[1].insert(key, contract(i)?),
-            _ => {
-                rows.push((i, key));
-                None
-            }
-        };
+        if let Some(r) = ["myopic", "online"].iter().position(|r| *r == role[i]) {
+            choices[r].insert((campaign[i], decision[i]), contract(i)?);
+        }
     }
-    let (mut agent, mut users, mut segments, mut contracts, mut myopic, mut online, mut matches) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for &(i, key) in &rows {
-        let u = user_key(i)?;
+    let mut out = Recommendations::default();
+    for i in (0..t.frame.height()).filter(|&i| role[i] == "agent") {
+        let row = user[i]
+            .filter(|&u| u >= 0 && (u as usize) < segment_of.len())
+            .ok_or_else(|| unreadable(&t.path, format!("user {:?} is not a row of the snapshot", user[i])))?;
         let own = contract(i)?;
-        agent.push(
-            run.agents
-                .get(&policy[i])
-                .copied()
-                .ok_or_else(|| unreadable(&t.path, format!("agent {:?} is not in manifest.json", policy[i])))?,
-        );
-        users.push(u + 1);
-        segments.push(segment_of[u as usize]);
-        contracts.push(own);
-        myopic.push(choices[0].get(&key).copied());
-        online.push(choices[1].get(&key).copied());
-        matches.push(choices[1].get(&key).map(|&c| c == own));
+        let reference = |r: usize| {
+            contract_choice
+                .then(|| choices[r].get(&(campaign[i], decision[i])).copied())
+                .flatten()
+        };
+        out.agent.push(run.agent_key(&policy[i], &t.path)?);
+        out.seed.push(seed[i]);
+        out.campaign.push(campaign[i]);
+        out.decision.push(decision[i]);
+        out.user.push(row + 1);
+        out.segment.push(segment_of[row as usize]);
+        out.contract.push(own);
+        out.expected_reward.push(contract_choice.then_some(expected_reward[i]));
+        out.myopic.push(reference(0));
+        out.online.push(reference(1));
+        out.matches_online.push(reference(1).map(|c| c == own));
     }
-    let pick = |values: &[Option<i64>]| rows.iter().map(|&(i, _)| values[i]).collect::<Vec<_>>();
     Ok(df!(
-        "run_key" => vec![run.key; rows.len()],
-        "agent_key" => agent,
-        "seed" => pick(&seed),
-        "campaign" => pick(&campaign),
-        "decision" => pick(&decision),
-        "user_key" => users,
-        "segment_key" => segments,
-        "contract_key" => contracts,
-        "expected_reward" => rows.iter().map(|&(i, _)| expected_reward[i]).collect::<Vec<_>>(),
-        "myopic_contract_key" => myopic,
-        "online_contract_key" => online,
-        "matches_online" => matches,
+        "run_key" => vec![run.key; out.agent.len()],
+        "agent_key" => out.agent,
+        "seed" => out.seed,
+        "campaign" => out.campaign,
+        "decision" => out.decision,
+        "user_key" => out.user,
+        "segment_key" => out.segment,
+        "contract_key" => out.contract,
+        "expected_reward" => out.expected_reward,
+        "myopic_contract_key" => out.myopic,
+        "online_contract_key" => out.online,
+        "matches_online" => out.matches_online,
     )
     .expect("equal-length columns"))
 }

@@ -83,7 +83,9 @@ pub fn read(path: &Path) -> Result<DataFrame, TableError> {
 /// A table read from a file, whose column accessors name the file and column in errors.
 #[derive(Debug, Clone)]
 pub struct Table {
+    /// The file it was read from.
     pub path: PathBuf,
+    /// Its rows.
     pub frame: DataFrame,
 }
 

@@ -127,9 +127,10 @@ impl FolderData {
         let mut data = Self::default();
         data.read_comparison(dir)?;
         if results {
-            data.read_evals(dir)?;
+            let manifest = read_manifest(dir)?;
+            data.read_evals(dir, &manifest)?;
             data.read_metrics(dir)?;
-            data.read_recommendations(dir)?;
+            data.read_recommendations(dir, &manifest)?;
         }
         Ok(data)
     }
@@ -159,10 +160,9 @@ impl FolderData {
         Ok(())
     }
 
-    fn read_evals(&mut self, dir: &Path) -> Result<(), ReportError> {
-        let manifest = read_manifest(dir)?;
+    fn read_evals(&mut self, dir: &Path, manifest: &serde_json::Value) -> Result<(), ReportError> {
         let score = manifest["score"].as_str().unwrap_or("expected_return").to_owned();
-        self.online = labels_of(env_kind(&manifest))
+        self.online = labels_of(env_kind(manifest))
             .map_or("online reference", |l| l.online.label)
             .to_owned();
         let t = read(dir, "evals.parquet")?;
@@ -249,8 +249,7 @@ impl FolderData {
 
     /// Each policy's offers per segment, from `recommendations.parquet`; segments in the order
     /// of the env's age bands.
-    fn read_recommendations(&mut self, dir: &Path) -> Result<(), ReportError> {
-        let manifest = read_manifest(dir)?;
+    fn read_recommendations(&mut self, dir: &Path, manifest: &serde_json::Value) -> Result<(), ReportError> {
         let edges: Vec<f64> = manifest["env"]["state"]["age_edges_years"]
             .as_array()
             .into_iter()

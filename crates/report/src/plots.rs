@@ -33,6 +33,13 @@ pub fn write_all(out: &Path, data: &FolderData) -> Result<Vec<PathBuf>, ReportEr
         path: out.to_owned(),
         message: e.to_string(),
     })?;
+    // Plots of an earlier run into the same folder must not outlive it (the report embeds every
+    // plot it finds).
+    for name in PLOTS {
+        for extension in ["svg", "png"] {
+            std::fs::remove_file(out.join(format!("{name}.{extension}"))).ok();
+        }
+    }
     if register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_err() {
         unreachable!("the embedded DejaVu Sans parses");
     }
