@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use contract_rl_core::env::lifetime::BidPrice;
+use contract_rl_core::experiment::Shard;
 use contract_rl_core::source::Generator;
 use contract_rl_pipeline::{
     ApiClient, DEFAULT_MAX_RETRY_AFTER, HttpError, PipelineConfig, PipelineError, SaslMechanism, SinkOptions, Source,
@@ -146,6 +147,20 @@ pub enum Command {
         /// Replay this snapshot instead of the one the experiment names.
         #[arg(long)]
         snapshot: Option<PathBuf>,
+        /// Run only shard I of N (from 1) of the (agent, seed) runs into a shard folder (default
+        /// results/<name>/shard-I-of-N/); `merge` assembles the N shards.
+        #[arg(long, value_parser = parse_shard, value_name = "I/N")]
+        shard: Option<Shard>,
+    },
+    /// Assemble the shard folders of one `run --shard I/N` (every shard once) into the results
+    /// folder the unsharded run writes.
+    Merge {
+        /// Shard folders written by `run --shard`.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Results folder.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Compare the agents of one or more results folders (same env, snapshot and evaluation
     /// campaigns): IQM, median and mean with 95% bootstrap intervals, the probability of
@@ -334,4 +349,17 @@ fn at_least_one(text: &str) -> Result<usize, String> {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("must be a whole number of at least 1, got {text:?}")),
     }
+}
+
+/// "2/3" → shard index 1 of 3.
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 2/3")?;
+    let (i, n): (usize, usize) = (
+        i.parse().map_err(|_| format!("I in I/N: {i:?} is not a number"))?,
+        n.parse().map_err(|_| format!("N in I/N: {n:?} is not a number"))?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("expected 1 <= I <= N, got {i}/{n}"));
+    }
+    Ok(Shard { index: i - 1, count: n })
 }

@@ -13,7 +13,7 @@ use clap::Parser;
 use contract_rl_core::config::ConfigError;
 use contract_rl_core::env::EnvError;
 use contract_rl_core::source::GeneratorError;
-use contract_rl_parquet::{CompareError, ExportError, LoadError, SnapshotError};
+use contract_rl_parquet::{CompareError, ExportError, LoadError, ShardError, SnapshotError};
 use contract_rl_pipeline::{HttpError, PipelineError};
 
 use cli::Cli;
@@ -67,6 +67,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<ExportError>()
                 .is_some_and(ExportError::is_bad_input)
+            || cause.downcast_ref::<ShardError>().is_some_and(ShardError::is_bad_input)
             || cause.is::<EnvError>()
             || cause.is::<GeneratorError>()
             || cause

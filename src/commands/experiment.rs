@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use contract_rl_core::experiment::RunOptions;
+use contract_rl_core::experiment::Shard;
+use contract_rl_core::report::Summary;
 use contract_rl_dqn::DqnAgents;
-use contract_rl_parquet::{Bands, Build, LoadedExperiment, write_comparison};
+use contract_rl_parquet::{Bands, Build, LoadedExperiment, write_comparison, write_shard};
 
 use super::progress_bar;
 
@@ -17,23 +19,59 @@ const BUILD: Build = Build {
     commit: option_env!("CONTRACT_RL_COMMIT"),
 };
 
-/// `run`: every (agent, seed) in parallel, then the results folder and the summary.
-pub fn run(config: &Path, out: Option<PathBuf>, snapshot: Option<&Path>, quiet: bool) -> anyhow::Result<ExitCode> {
+/// `run`: every (agent, seed) in parallel (or a shard's), then the results folder and the
+/// summary (or the shard folder).
+pub fn run(
+    config: &Path,
+    out: Option<PathBuf>,
+    snapshot: Option<&Path>,
+    shard: Option<Shard>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
     let loaded = LoadedExperiment::load(config, snapshot, &DqnAgents)?;
     let experiment = &loaded.experiment;
-    let out = out.unwrap_or_else(|| PathBuf::from("results").join(&experiment.config().name));
+    let out = out.unwrap_or_else(|| {
+        let results = PathBuf::from("results").join(&experiment.config().name);
+        match shard {
+            Some(s) => results.join(format!("shard-{}-of-{}", s.index + 1, s.count)),
+            None => results,
+        }
+    });
     let options = RunOptions {
         checkpoints: Some(out.join("checkpoints")),
+        shard,
     };
-    let bar = progress_bar(quiet, Some(experiment.total_episodes()), "train");
+    let bar = progress_bar(quiet, Some(experiment.total_episodes(shard)), "train");
     let results = experiment.run(&DqnAgents, &options, &|n| bar.inc(n))?;
     bar.finish_and_clear();
+    if let Some(shard) = shard {
+        write_shard(&out, &loaded, config, snapshot, shard, &results)?;
+        println!(
+            "shard {}/{}: {} runs in {}",
+            shard.index + 1,
+            shard.count,
+            results.runs.len(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let summary = loaded.write_results(&out, &results, BUILD).context("writing results")?;
-    contract_rl_report::plot_results(&out).context("plotting results")?;
-    contract_rl_report::write_report(&out).context("writing report.html")?;
+    finish(&out, &summary)
+}
+
+/// Plots and `report.html` of the results folder `out`, and its summary printed.
+fn finish(out: &Path, summary: &Summary) -> anyhow::Result<ExitCode> {
+    contract_rl_report::plot_results(out).context("plotting results")?;
+    contract_rl_report::write_report(out).context("writing report.html")?;
     print!("{}", summary.table());
     println!("results in {}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `merge`: the shard folders `dirs` into the results folder `out`.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
+    let summary = contract_rl_parquet::merge(dirs, out, &DqnAgents, BUILD)?;
+    finish(out, &summary)
 }
 
 /// `compare`: the agents of `dirs` into `out`, printing the aggregates.

@@ -30,7 +30,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resolve_months,
             seed,
         } => data::references(&env, &snapshot, campaigns, episodes, resolve_months, seed),
-        Command::Run { config, out, snapshot } => experiment::run(&config, out, snapshot.as_deref(), quiet),
+        Command::Run {
+            config,
+            out,
+            snapshot,
+            shard,
+        } => experiment::run(&config, out, snapshot.as_deref(), shard, quiet),
+        Command::Merge { dirs, out } => experiment::merge(&dirs, &out),
         Command::Compare { dirs, out } => experiment::compare(&dirs, &out),
         Command::Export {
             what:

@@ -12,6 +12,7 @@ mod faults;
 mod private;
 mod secure;
 mod services;
+mod shards;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -35,6 +35,7 @@ fn trained(dir: &Path) -> (PathBuf, contract_rl_core::experiment::Results) {
     let experiment = experiment(dir, &[]).unwrap();
     let options = RunOptions {
         checkpoints: Some(dir.join("checkpoints")),
+        ..RunOptions::default()
     };
     let results = experiment.run(&DqnAgents, &options, &|_| {}).unwrap();
     (dir.join("checkpoints/dqn-seed1.bpk"), results)

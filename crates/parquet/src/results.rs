@@ -153,14 +153,20 @@ impl LoadedExperiment {
         Ok(summary)
     }
 
+    /// SHA-256 of the resolved experiment and env configs (as JSON).
+    pub fn config_sha256(&self) -> String {
+        let resolved =
+            serde_json::json!({ "experiment": self.experiment.config(), "env": self.experiment.kind().config_json() });
+        table::hex(&Sha256::digest(resolved.to_string().as_bytes()))
+    }
+
     fn manifest<'a>(&'a self, results: &'a Results, build: Build) -> Manifest<'a> {
         let config = self.experiment.config();
         let env = self.experiment.kind().config_json();
         let l = labels(self.experiment.kind());
-        let resolved = serde_json::json!({ "experiment": config, "env": env });
         Manifest {
             experiment: &config.name,
-            config_sha256: table::hex(&Sha256::digest(resolved.to_string().as_bytes())),
+            config_sha256: self.config_sha256(),
             config,
             env,
             score: l.score.key,

@@ -84,7 +84,7 @@ pub trait Agent: Send {
 
 /// A learner's diagnostics over the training steps since they were last read, under CleanRL's
 /// names: `losses/td_loss`, `losses/q_values`, `charts/epsilon`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Diagnostics {
     /// Mean TD loss (squared TD error for tabular Q, the training loss for DQN).
     pub td_loss: f64,

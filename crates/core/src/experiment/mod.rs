@@ -16,6 +16,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use rand::SeedableRng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use config::{Budget, DiagnosticsSchedule, Evaluation, ExperimentConfig};
@@ -63,11 +64,29 @@ impl ExperimentError {
 pub struct RunOptions {
     /// Save each learning run's agent here as `<agent>-seed<seed>.<ext>` (agents that can).
     pub checkpoints: Option<PathBuf>,
+    /// Run only this shard's (agent, seed) runs.
+    pub shard: Option<Shard>,
+}
+
+/// One of `count` disjoint parts of an experiment's runs: the (agent, seed) runs whose place in
+/// config order is `index` modulo `count` (so every shard gets a share of every agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// From 0.
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Whether the run at `place` in config order is this shard's.
+    pub fn holds(self, place: usize) -> bool {
+        place % self.count == self.index
+    }
 }
 
 /// One evaluation point of a run: the greedy policy on the held-out campaigns of a split
 /// (validation during training, test once at the end).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalPoint {
     /// Validation or test.
     pub split: Split,
@@ -82,7 +101,7 @@ pub struct EvalPoint {
 }
 
 /// A learner's diagnostics at one point of training.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MetricPoint {
     /// Training env steps done.
     pub step: u64,
@@ -94,7 +113,7 @@ pub struct MetricPoint {
 }
 
 /// Everything one (agent, seed) run produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
     /// Agent name.
     pub agent: String,
@@ -113,7 +132,7 @@ pub struct RunResult {
 }
 
 /// All runs of an experiment, in (agent, seed) order of the config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     pub runs: Vec<RunResult>,
     pub started_at: DateTime<Utc>,
@@ -184,9 +203,21 @@ impl Experiment {
         Score::of(&self.kind)
     }
 
-    /// Training episodes of all runs together (for progress bars).
-    pub fn total_episodes(&self) -> u64 {
-        self.config.agents.iter().map(|a| self.episodes_of(a)).sum::<u64>() * self.config.seeds.len() as u64
+    /// The (agent, seed) runs, in config order, of `shard` (all without one).
+    fn jobs(&self, shard: Option<Shard>) -> Vec<(&AgentConfig, u64)> {
+        self.config
+            .agents
+            .iter()
+            .flat_map(|a| self.config.seeds.iter().map(move |s| (a, *s)))
+            .enumerate()
+            .filter(|(place, _)| shard.is_none_or(|s| s.holds(*place)))
+            .map(|(_, job)| job)
+            .collect()
+    }
+
+    /// Training episodes of the runs of `shard` (all without one) together, for progress bars.
+    pub fn total_episodes(&self, shard: Option<Shard>) -> u64 {
+        self.jobs(shard).iter().map(|(a, _)| self.episodes_of(a)).sum()
     }
 
     /// Runs every (agent, seed) in parallel, calling `progress` with the number of training
@@ -198,13 +229,8 @@ impl Experiment {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Results, ExperimentError> {
         let started_at = Utc::now();
-        let jobs: Vec<(&AgentConfig, u64)> = self
-            .config
-            .agents
-            .iter()
-            .flat_map(|a| self.config.seeds.iter().map(move |s| (a, *s)))
-            .collect();
-        let runs = jobs
+        let runs = self
+            .jobs(options.shard)
             .par_iter()
             .map(|(agent, seed)| self.run_one(factory, agent, *seed, progress, options.checkpoints.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;

@@ -14,7 +14,7 @@ pub enum Mode {
 }
 
 /// Statistics of one campaign.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpisodeStats {
     /// Sum of sampled rewards.
     pub return_: f64,
@@ -30,7 +30,7 @@ pub struct EpisodeStats {
 
 /// What an evaluation keeps of a campaign besides its statistics, to explain a policy: who
 /// each decision was about, what was offered, and the shared resources left at the end.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Trace {
     /// The user of each decision, in campaign order.
     pub users: Vec<u32>,
