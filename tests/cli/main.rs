@@ -6,6 +6,7 @@ mod support;
 #[path = "../support/tls.rs"]
 mod tls;
 
+mod airflow;
 mod commands;
 mod export;
 mod faults;
