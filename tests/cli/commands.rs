@@ -305,3 +305,36 @@ fn bench_rl_prints_every_headline_rate() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("--root"));
 }
+
+#[test]
+fn the_compose_file_and_dockerfile_agree_with_the_project_defaults_and_workspace() {
+    let defaults = contract_rl_pipeline::PipelineConfig::default();
+    let port = |address: &str| address.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let mut members: Vec<String> = std::fs::read_dir(support::repo("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .map(|p| format!("crates/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    members.sort();
+    assert!(members.len() >= 5, "{members:?}");
+    let facts = serde_json::json!({
+        "kafka_port": port(&defaults.brokers),
+        "cql_port": port(&defaults.cassandra_nodes[0]),
+        "topic": defaults.topic,
+        "group": defaults.group,
+        "keyspace": defaults.keyspace,
+        "members": members,
+    });
+    let check = std::process::Command::new(crate::readers_python())
+        .arg(support::repo("tests/readers/compose.py"))
+        .arg(facts.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

@@ -1,30 +1,12 @@
 //! `export powerbi`, checked by outside readers (pyarrow and DuckDB, from the virtual environment
 //! `scripts/readers` makes), and its refusals.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use contract_rl_parquet::table::Table;
 
-use crate::{contract_rl, support};
-
-/// The Python with pyarrow and DuckDB: `CONTRACT_RL_PYTHON` (set by `scripts/test`), else the
-/// virtual environment `scripts/readers` makes. A test that needs it fails when it is missing.
-fn readers_python() -> PathBuf {
-    let python = std::env::var_os("CONTRACT_RL_PYTHON").map_or_else(
-        || {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            Path::new(&home).join(".cache/contract-rl/venv-readers/bin/python")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        python.exists(),
-        "{} is missing: run `eval \"$(scripts/readers)\"` first (scripts/test does)",
-        python.display()
-    );
-    python
-}
+use crate::{contract_rl, readers_python, support};
 
 /// Runs `run` on `experiment` into `out`.
 fn run(experiment: &Path, out: &Path) {

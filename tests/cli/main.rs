@@ -35,6 +35,24 @@ fn contract_rl_in(dir: &Path, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// The Python with pyarrow and DuckDB: `CONTRACT_RL_PYTHON` (set by `scripts/test`), else the
+/// virtual environment `scripts/readers` makes. A test that needs it fails when it is missing.
+fn readers_python() -> std::path::PathBuf {
+    let python = std::env::var_os("CONTRACT_RL_PYTHON").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            Path::new(&home).join(".cache/contract-rl/venv-readers/bin/python")
+        },
+        std::path::PathBuf::from,
+    );
+    assert!(
+        python.exists(),
+        "{} is missing: run `eval \"$(scripts/readers)\"` first (scripts/test does)",
+        python.display()
+    );
+    python
+}
+
 /// A pipeline config on the servers of `scripts/services` with a topic, group and keyspace of
 /// its own, so that tests do not see each other's data.
 fn isolated_pipeline(name: &str) -> PipelineConfig {

@@ -29,7 +29,7 @@ PARAMS = {
     "users": Param(5000, type="integer", minimum=1, description="users to ingest"),
     "seed": Param("airflow", type="string", description="the generator's seed"),
     "topic": Param("users_created", type="string"),
-    "group": Param("workbench-sink", type="string", description="the sink's consumer group"),
+    "group": Param("contract-rl-sink", type="string", description="the sink's consumer group"),
     "keyspace": Param("workbench", type="string"),
     "env_file": Param("envs/contract-choice.toml", type="string", description="the env file to check the snapshot with"),
     "experiment": Param("experiments/quickstart.toml", type="string", description="the experiment file"),
