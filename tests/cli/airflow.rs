@@ -74,16 +74,13 @@ fn airflow_runs_the_dag_from_ingest_to_the_power_bi_export() {
         })
         .to_string()
     };
-    let run = run_airflow(
-        &home,
-        &[
-            "dags",
-            "test",
-            "contract_pipeline",
-            "-c",
-            &conf("experiments/quickstart.toml", &work),
-        ],
-    );
+    let dags_test = |experiment: &str, work: &Path| {
+        run_airflow(
+            &home,
+            &["dags", "test", "contract_pipeline", "-c", &conf(experiment, work)],
+        )
+    };
+    let run = dags_test("experiments/quickstart.toml", &work);
     assert!(run.status.success(), "{}", log(&run));
 
     // The snapshot holds every user the DAG ingested, read back from Cassandra.
@@ -108,16 +105,7 @@ fn airflow_runs_the_dag_from_ingest_to_the_power_bi_export() {
 
     // A task whose command fails fails the run (after its retries), and nothing after it runs.
     let failed_work = dir.path().join("failed");
-    let run = run_airflow(
-        &home,
-        &[
-            "dags",
-            "test",
-            "contract_pipeline",
-            "-c",
-            &conf("experiments/missing.toml", &failed_work),
-        ],
-    );
+    let run = dags_test("experiments/missing.toml", &failed_work);
     assert!(!run.status.success(), "{}", log(&run));
     assert!(failed_work.join("snapshot.parquet").is_file());
     assert!(!failed_work.join("results/merged").exists());

@@ -326,15 +326,5 @@ fn the_compose_file_and_dockerfile_agree_with_the_project_defaults_and_workspace
         "keyspace": defaults.keyspace,
         "members": members,
     });
-    let check = std::process::Command::new(crate::readers_python())
-        .arg(support::repo("tests/readers/compose.py"))
-        .arg(facts.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    crate::check_with_reader("compose.py", &[facts.to_string().as_ref()]);
 }

@@ -2,11 +2,10 @@
 //! `scripts/readers` makes), and its refusals.
 
 use std::path::Path;
-use std::process::Command;
 
 use contract_rl_parquet::table::Table;
 
-use crate::{contract_rl, readers_python, support};
+use crate::{check_with_reader, contract_rl, support};
 
 /// Runs `run` on `experiment` into `out`.
 fn run(experiment: &Path, out: &Path) {
@@ -57,7 +56,6 @@ fn expected_rows(folders: &[&Path]) -> serde_json::Value {
 
 #[test]
 fn the_power_bi_export_reads_back_with_pyarrow_and_duckdb_without_personal_data() {
-    let python = readers_python();
     let dir = tempfile::tempdir().unwrap();
     // Both envs' results, on the committed sample: quickstart as shipped, lifetime shrunk.
     let quickstart = dir.path().join("quickstart");
@@ -87,17 +85,9 @@ fn the_power_bi_export_reads_back_with_pyarrow_and_duckdb_without_personal_data(
     // 6 agents × 10 seeds × 50 test campaigns × 100 users.
     assert_eq!(expected_rows(&[&quickstart])["fact_recommendations"], 300_000);
     let expected = expected_rows(&[&quickstart, &lifetime]);
-    let check = Command::new(python)
-        .arg(support::repo("tests/readers/powerbi.py"))
-        .args([out.as_os_str(), snapshot.as_os_str()])
-        .arg(expected.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
+    check_with_reader(
+        "powerbi.py",
+        &[out.as_os_str(), snapshot.as_os_str(), expected.to_string().as_ref()],
     );
 
     // The same export twice gives the same bytes.

@@ -53,6 +53,22 @@ fn readers_python() -> std::path::PathBuf {
     python
 }
 
+/// Runs the outside reader `tests/readers/<script>` with `args` under [`readers_python`] and
+/// fails the test with its report unless it passes.
+fn check_with_reader(script: &str, args: &[&std::ffi::OsStr]) {
+    let check = Command::new(readers_python())
+        .arg(support::repo(&format!("tests/readers/{script}")))
+        .args(args)
+        .output()
+        .expect("the reader runs");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
 /// A pipeline config on the servers of `scripts/services` with a topic, group and keyspace of
 /// its own, so that tests do not see each other's data.
 fn isolated_pipeline(name: &str) -> PipelineConfig {
