@@ -1,7 +1,8 @@
 //! The workloads `cargo bench --bench throughput` (criterion) and `contract-rl bench rl` (a quick
-//! median of a few runs) both measure, defined once: single-thread env steps of both envs,
-//! tabular Q-learning and DQN training, a DQN gradient step, replay sampling, a snapshot load,
-//! the statistics of a 6-agent × 10-seed comparison and a Power BI export.
+//! median of a few runs) both measure, defined once: single-thread env steps of both envs and of
+//! the batched contract-choice env, tabular Q-learning and DQN training, a DQN gradient step,
+//! replay sampling, a snapshot load, the statistics of a 6-agent × 10-seed comparison and a
+//! Power BI export.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use contract_rl_core::agents::{AgentRng, DqnConfig, QLearning, QLearningConfig};
 use contract_rl_core::env::lifetime::{
     CustomerLifetimeEnv, LifetimeConfig, LifetimeModel, believed_views, capacity_left, minimise_dual,
 };
-use contract_rl_core::env::{ContractChoiceEnv, Env, EnvConfig, EnvModel, Split};
+use contract_rl_core::env::{ContractChoiceBatch, ContractChoiceEnv, Env, EnvConfig, EnvModel, Split};
 use contract_rl_core::experiment::{Mode, RunOptions, play_episode};
 use contract_rl_core::record::UserRecord;
 use contract_rl_core::report::{AgentRuns, Comparison};
@@ -88,6 +89,35 @@ fn stepping(name: &'static str, mut env: Box<dyn Env>) -> Workload {
     }
 }
 
+/// Steps of 64 campaigns of [`ContractChoiceBatch`] per call under `stepping`'s policy, each
+/// campaign cycling through its allowed actions.
+fn batched_stepping(model: &Arc<EnvModel>) -> Workload {
+    const CAMPAIGNS: u64 = 64;
+    const ROUNDS: u64 = 10_000;
+    let seeds: Vec<u64> = (0..CAMPAIGNS).collect();
+    let mut batch = ContractChoiceBatch::new(Arc::clone(model), Split::Train, &seeds);
+    batch.reset();
+    let mut actions = vec![0; CAMPAIGNS as usize];
+    Workload {
+        name: "env/step_batched_64",
+        unit: "env steps",
+        per_run: CAMPAIGNS * ROUNDS,
+        headline: true,
+        slow: false,
+        run: Box::new(move || {
+            let mut total = 0.0;
+            for round in 0..ROUNDS as usize {
+                for (action, mask) in actions.iter_mut().zip(batch.masks()) {
+                    *action = mask.nth(round % mask.count() as usize).expect("in the mask");
+                }
+                batch.step(&actions).expect("masked actions");
+                total += batch.rewards().iter().sum::<f64>();
+            }
+            black_box(total);
+        }),
+    }
+}
+
 /// Every workload, set up on `inputs` (the export's runs the quickstart experiment once).
 pub fn workloads(inputs: &Inputs) -> Vec<Workload> {
     let model = inputs.contract_choice();
@@ -96,6 +126,7 @@ pub fn workloads(inputs: &Inputs) -> Vec<Workload> {
             "env/step",
             Box::new(ContractChoiceEnv::new(Arc::clone(&model), Split::Train, 0)),
         ),
+        batched_stepping(&model),
         stepping(
             "lifetime_env/step",
             Box::new(CustomerLifetimeEnv::new(inputs.lifetime(), Split::Train, 0)),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use contract_rl_core::agents::{
     Agent, AgentRng, BestSingleContract, CoreAgents, HindsightOracle, MyopicOracle, OnlineOracle, RandomAgent,
 };
-use contract_rl_core::env::{ContractChoiceEnv, EnvConfig, Split, check_env, features::bucket};
+use contract_rl_core::env::{ContractChoiceBatch, ContractChoiceEnv, EnvConfig, Split, check_env, features::bucket};
 use contract_rl_core::experiment::{EpisodeStats, Experiment, ExperimentError, RunOptions, evaluate, offer_mix};
 use rand::SeedableRng;
 use toml::Value;
@@ -70,6 +70,63 @@ fn two_envs_with_the_same_seed_roll_out_identically_and_another_seed_differs() {
     };
     assert_eq!(rollout(11), rollout(11));
     assert_ne!(rollout(11), rollout(12));
+}
+
+#[test]
+fn each_campaign_of_the_batched_env_follows_the_single_env_with_its_seed() {
+    let model = support::sample_model();
+    for split in [Split::Train, Split::Test] {
+        let seeds: Vec<u64> = (0..16).map(|i| 1000 + 7 * i).collect();
+        let mut batch = ContractChoiceBatch::new(Arc::clone(&model), split, &seeds);
+        let mut singles: Vec<ContractChoiceEnv> = seeds
+            .iter()
+            .map(|&s| ContractChoiceEnv::new(Arc::clone(&model), split, s))
+            .collect();
+        batch.reset();
+        let mut obs: Vec<_> = singles.iter_mut().map(|env| env.reset(None).0).collect();
+        // 3.5 campaigns of 100 users; cycling through the allowed actions exhausts the quota.
+        for round in 0..350 {
+            for (i, o) in obs.iter().enumerate() {
+                assert_eq!(batch.observation(i), *o, "{split:?} campaign {i}, round {round}");
+            }
+            let actions: Vec<usize> = obs
+                .iter()
+                .enumerate()
+                .map(|(i, o)| o.mask.nth((round + i) % o.mask.count() as usize).unwrap())
+                .collect();
+            batch.step(&actions).unwrap();
+            for (i, env) in singles.iter_mut().enumerate() {
+                let step = env.step(actions[i]).unwrap();
+                let here = (
+                    batch.rewards()[i],
+                    batch.expected_rewards()[i],
+                    batch.accepted()[i],
+                    batch.terminated()[i],
+                );
+                let single = (
+                    step.reward,
+                    step.info.expected_reward,
+                    step.info.accepted,
+                    step.terminated,
+                );
+                assert_eq!(here, single, "{split:?} campaign {i}, round {round}");
+                obs[i] = if step.terminated { env.reset(None).0 } else { step.obs };
+            }
+        }
+    }
+}
+
+#[test]
+fn the_batched_env_refuses_a_masked_action_before_any_campaign_moves() {
+    let model = support::sample_model();
+    let mut batch = ContractChoiceBatch::new(model, Split::Train, &[1, 2, 3]);
+    batch.reset();
+    let before = (0..3).map(|i| batch.observation(i)).collect::<Vec<_>>();
+    let mut actions: Vec<usize> = batch.masks().iter().map(|m| m.nth(0).unwrap()).collect();
+    actions[2] = (0..16).find(|&a| !batch.masks()[2].contains(a)).unwrap();
+    let error = batch.step(&actions).unwrap_err().to_string();
+    assert!(error.contains(&actions[2].to_string()), "{error}");
+    assert_eq!((0..3).map(|i| batch.observation(i)).collect::<Vec<_>>(), before);
 }
 
 #[test]

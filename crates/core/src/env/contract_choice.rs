@@ -54,6 +54,9 @@ use super::config::{EnvConfig, MAX_CONTRACTS, MAX_DENSE};
 use super::features::{self, bucket};
 use crate::record::UserRecord;
 
+mod batch;
+pub use batch::ContractChoiceBatch;
+
 /// A set of contract indices, one bit each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct ActionMask(pub u16);

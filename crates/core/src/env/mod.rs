@@ -15,6 +15,7 @@ pub use config::{
     ContractConfig, EnvConfig, MAX_CONTRACTS, MAX_DENSE, Response, Standardise, StateBuckets, region_of_nat,
 };
 pub use contract_choice::{
-    ActionMask, ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step, StepInfo, split_of,
+    ActionMask, ContractChoiceBatch, ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step,
+    StepInfo, split_of,
 };
 pub use kind::{Env, EnvFile, EnvKind, Spaces, bands};
