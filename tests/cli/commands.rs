@@ -287,6 +287,7 @@ fn bench_rl_prints_every_headline_rate() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     for (workload, unit) in [
         ("env/step", "env steps/s"),
+        ("env/step_batched_64", "env steps/s"),
         ("lifetime_env/step", "env steps/s"),
         ("q_learning/train_step", "env steps/s"),
         ("dqn/gradient_step_batch64", "gradient steps/s"),
@@ -296,7 +297,10 @@ fn bench_rl_prints_every_headline_rate() {
         ("stats/compare_6_agents_10_seeds", "comparisons/s"),
         ("export/powerbi_quickstart", "exports/s"),
     ] {
-        let line = stdout.lines().find(|l| l.starts_with(workload)).unwrap_or_default();
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(workload))
+            .unwrap_or_default();
         assert!(line.ends_with(unit), "{workload}: {stdout}");
     }
     // Outside a checkout it says what is missing instead of failing on a path.

@@ -74,8 +74,15 @@ fn two_envs_with_the_same_seed_roll_out_identically_and_another_seed_differs() {
 
 #[test]
 fn each_campaign_of_the_batched_env_follows_the_single_env_with_its_seed() {
-    let model = support::sample_model();
-    for split in [Split::Train, Split::Test] {
+    // The default env (one quota), and one with three quotas, one of them zero.
+    let mut config = EnvConfig::load(&support::env_file()).unwrap();
+    config.contracts[0].quota = Some(0.0);
+    config.contracts[1].quota = Some(0.05);
+    let quotas = Arc::new(contract_rl_core::env::EnvModel::build(config, &support::sample_records()).unwrap());
+    for (model, split) in [support::sample_model(), quotas]
+        .into_iter()
+        .flat_map(|m| Split::ALL.map(|s| (Arc::clone(&m), s)))
+    {
         let seeds: Vec<u64> = (0..16).map(|i| 1000 + 7 * i).collect();
         let mut batch = ContractChoiceBatch::new(Arc::clone(&model), split, &seeds);
         let mut singles: Vec<ContractChoiceEnv> = seeds
@@ -98,14 +105,14 @@ fn each_campaign_of_the_batched_env_follows_the_single_env_with_its_seed() {
             for (i, env) in singles.iter_mut().enumerate() {
                 let step = env.step(actions[i]).unwrap();
                 let here = (
-                    batch.rewards()[i],
-                    batch.expected_rewards()[i],
+                    batch.rewards()[i].to_bits(),
+                    batch.expected_rewards()[i].to_bits(),
                     batch.accepted()[i],
                     batch.terminated()[i],
                 );
                 let single = (
-                    step.reward,
-                    step.info.expected_reward,
+                    step.reward.to_bits(),
+                    step.info.expected_reward.to_bits(),
                     step.info.accepted,
                     step.terminated,
                 );

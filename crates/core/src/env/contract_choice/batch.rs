@@ -182,7 +182,11 @@ impl ContractChoiceBatch {
     }
 
     /// Offers `actions[i]` to the current user of campaign `i`, for every `i`; campaigns that end
-    /// start again at once. Refuses, before any campaign moves, an action outside its mask.
+    /// start again at once. Refuses, before any campaign moves, an action outside its mask (before
+    /// the first [`Self::reset`] every mask is empty).
+    ///
+    /// # Panics
+    /// When `actions` does not hold one action per campaign.
     pub fn step(&mut self, actions: &[usize]) -> Result<(), EnvError> {
         assert_eq!(actions.len(), self.len(), "one action per campaign");
         if let Some((&action, mask)) = actions
