@@ -101,7 +101,7 @@ async fn writes_acknowledged_before_cassandra_is_killed_survive_it() {
 /// Sends `records` to `config.topic`, keyed by user id as `ingest` does, and waits for delivery.
 fn produce(config: &PipelineConfig, records: &[UserRecord]) {
     let messages: Vec<(String, Vec<u8>)> = records.iter().map(|r| (r.user_id.to_string(), encode(r))).collect();
-    produce_payloads(config, &messages, &[("enable.idempotence", "true")], None);
+    produce_payloads(config, &messages, &[], None);
 }
 
 /// The same users with another city: a newer version of each.

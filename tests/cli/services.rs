@@ -147,7 +147,7 @@ pub(crate) fn signal(child: &Child, signal: &str) {
 }
 
 /// Sends `(key, payload)` messages to `config.topic` (to `partition` if given, else by key) with
-/// the producer `settings`, and waits until they are delivered.
+/// an idempotent producer and the extra `settings`, and waits until they are delivered.
 pub(crate) fn produce_payloads(
     config: &PipelineConfig,
     messages: &[(String, Vec<u8>)],
@@ -155,7 +155,11 @@ pub(crate) fn produce_payloads(
     partition: Option<i32>,
 ) {
     let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", &config.brokers);
+    // Idempotent, so a retried send (a slow broker under a busy CI) cannot write a message twice:
+    // tests read exact offsets back.
+    client
+        .set("bootstrap.servers", &config.brokers)
+        .set("enable.idempotence", "true");
     for (key, value) in settings {
         client.set(*key, *value);
     }
