@@ -4,7 +4,7 @@
 #
 #   build     the whole cargo workspace, release mode
 #   runtime   a slim image with the binary, envs/, experiments/ and the sample snapshot:
-#             docker run --rm contract-rl run experiments/quickstart.toml
+#             docker build --target runtime -t contract-rl . && docker run --rm contract-rl
 #   airflow   Apache Airflow 3.3.2 with the binary and the same files, for the DAG's tasks
 #
 # The commit the binary records comes from the build argument COMMIT (no .git in the context).

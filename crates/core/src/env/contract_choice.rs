@@ -425,15 +425,42 @@ impl EnvModel {
         {
             *o = *x as f32;
         }
-        for (i, a) in self.quota_contracts.iter().enumerate() {
-            let cap = self.offer_caps[*a].expect("quota contract");
-            out[n_features + i] = if cap == 0 {
-                0.0
-            } else {
-                f32::from(offers_left[*a]) / cap as f32
-            };
+        for (i, &a) in self.quota_contracts.iter().enumerate() {
+            out[n_features + i] = self.quota_share(a, offers_left[a]);
         }
-        out[n_features + self.quota_contracts.len()] = t as f32 / self.config.episode_len as f32;
+        out[n_features + self.quota_contracts.len()] = self.progress_share(t);
+    }
+
+    /// The tabular-state bucket of quota'd contract `a` with `left` offers left: 0 when
+    /// exhausted, else 1 + the bucket of the share left.
+    fn quota_bucket(&self, a: usize, left: u16) -> usize {
+        if left == 0 {
+            return 0;
+        }
+        let cap = self.offer_caps[a].expect("quota contract");
+        1 + bucket(
+            f64::from(left) / f64::from(cap),
+            &self.config.state.quota_remaining_edges,
+        )
+    }
+
+    /// The dense entry of quota'd contract `a` with `left` offers left: the share of its cap.
+    fn quota_share(&self, a: usize, left: u16) -> f32 {
+        let cap = self.offer_caps[a].expect("quota contract");
+        if cap == 0 { 0.0 } else { f32::from(left) / cap as f32 }
+    }
+
+    /// The tabular-state bucket of campaign position `t`.
+    fn progress_bucket(&self, t: usize) -> usize {
+        bucket(
+            t as f64 / self.config.episode_len as f64,
+            &self.config.state.progress_edges,
+        )
+    }
+
+    /// The dense entry of campaign position `t`: the share of the campaign done.
+    fn progress_share(&self, t: usize) -> f32 {
+        t as f32 / self.config.episode_len as f32
     }
 
     /// The observation of `user` at campaign position `t` with `offers_left`, as the env would
@@ -443,24 +470,12 @@ impl EnvModel {
         let mut dynamic = 0;
         let mut available = self.eligible[user as usize].0;
         for &a in &self.quota_contracts {
-            let left = offers_left[a];
-            let b = if left == 0 {
+            if offers_left[a] == 0 {
                 available &= !(1 << a);
-                0
-            } else {
-                let cap = self.offer_caps[a].expect("quota contract");
-                1 + bucket(
-                    f64::from(left) / f64::from(cap),
-                    &self.config.state.quota_remaining_edges,
-                )
-            };
-            dynamic = dynamic * self.quota_buckets + b;
+            }
+            dynamic = dynamic * self.quota_buckets + self.quota_bucket(a, offers_left[a]);
         }
-        let progress = bucket(
-            t as f64 / self.config.episode_len as f64,
-            &self.config.state.progress_edges,
-        );
-        dynamic = dynamic * self.progress_buckets + progress;
+        dynamic = dynamic * self.progress_buckets + self.progress_bucket(t);
         let n_dynamic = self.n_states() / self.n_static_states;
         let mut dense = [0.0; MAX_DENSE];
         let dense_len = self.dense_len();

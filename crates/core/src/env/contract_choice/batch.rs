@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 
 #[cfg(doc)]
 use super::ContractChoiceEnv;
-use super::{ActionMask, EnvError, EnvModel, MAX_CONTRACTS, MAX_DENSE, Observation, Split, bucket};
+use super::{ActionMask, EnvError, EnvModel, MAX_CONTRACTS, MAX_DENSE, Observation, Split};
 
 /// `n` contract-choice campaigns over one split, each with its own RNG stream.
 #[derive(Debug, Clone)]
@@ -82,26 +82,9 @@ impl Tables {
             .quota_contracts
             .iter()
             .map(|&a| {
-                let cap = model.offer_caps[a].expect("quota contract");
-                let bucket_of = (0..=cap)
-                    .map(|left| {
-                        if left == 0 {
-                            0
-                        } else {
-                            1 + bucket(f64::from(left) / f64::from(cap), &config.state.quota_remaining_edges) as u32
-                        }
-                    })
-                    .collect();
-                let share = (0..=cap)
-                    .map(|left| {
-                        if cap == 0 {
-                            0.0
-                        } else {
-                            f32::from(left as u16) / cap as f32
-                        }
-                    })
-                    .collect();
-                (a, bucket_of, share)
+                let lefts = 0..=model.offer_caps[a].expect("quota contract") as u16;
+                let bucket_of = lefts.clone().map(|left| model.quota_bucket(a, left) as u32).collect();
+                (a, bucket_of, lefts.map(|left| model.quota_share(a, left)).collect())
             })
             .collect();
         Self {
@@ -128,10 +111,8 @@ impl Tables {
             offer_cost: config.contracts.iter().map(|c| c.offer_cost).collect(),
             quotas,
             quota_buckets: model.quota_buckets as u32,
-            progress_bucket: (0..=len)
-                .map(|t| bucket(t as f64 / len as f64, &config.state.progress_edges) as u32)
-                .collect(),
-            progress_share: (0..=len).map(|t| t as f32 / len as f32).collect(),
+            progress_bucket: (0..=len).map(|t| model.progress_bucket(t) as u32).collect(),
+            progress_share: (0..=len).map(|t| model.progress_share(t)).collect(),
             progress_buckets: model.progress_buckets as u32,
         }
     }
