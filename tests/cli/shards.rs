@@ -1,6 +1,9 @@
-//! `run --shard I/N` and `merge`: sharded-then-merged equals unsharded, byte for byte.
+//! `run --shard I/N` and `merge`: sharded-then-merged equals unsharded, byte for byte; shards
+//! run on a snapshot since rewritten in place, or on two versions of it, are refused.
 
 use std::path::Path;
+
+use contract_rl_parquet::snapshot::{manifest_path, read_manifest};
 
 use crate::{contract_rl, support};
 
@@ -72,4 +75,61 @@ fn three_shards_merged_equal_the_unsharded_run_byte_for_byte() {
     let bad = contract_rl(&["run", experiment, "--shard", "4/3"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("1 <= I <= N"));
+}
+
+#[test]
+fn merge_refuses_shards_whose_snapshot_was_rewritten_in_place_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    // A copy of the sample, later rewritten in place with other valid users: the resolved
+    // config names the snapshot by path, so it is the same before and after.
+    let snapshot = dir.path().join("users.parquet");
+    let sample = support::sample_snapshot();
+    std::fs::copy(&sample, &snapshot).unwrap();
+    std::fs::copy(manifest_path(&sample), manifest_path(&snapshot)).unwrap();
+    let experiment = support::experiment_file(dir.path(), |t| {
+        t.insert("snapshot".into(), snapshot.display().to_string().into());
+        t.insert("agents".into(), support::one_agent("random", &[]));
+        support::shrink(t, &[1, 2], 4, 2, 2);
+    });
+    let experiment = experiment.to_str().unwrap();
+    let sha256 = || read_manifest(&snapshot).unwrap().sha256;
+    let before = sha256();
+    for i in 1..=2 {
+        run(&[
+            experiment,
+            "--shard",
+            &format!("{i}/2"),
+            "--out",
+            &path(&format!("before{i}")),
+        ]);
+    }
+    // Other users, as many as the sample: the shards' user indices still fit, so only the
+    // snapshot's hash tells the two apart.
+    let generate = contract_rl(&["generate", "--seed", "other", "--out", snapshot.to_str().unwrap()]);
+    assert!(
+        generate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generate.stderr)
+    );
+    let after = sha256();
+    assert_ne!(before, after);
+    run(&[experiment, "--shard", "2/2", "--out", &path("after2")]);
+
+    // Shards that agree with each other but not with the snapshot now at their path, and shards
+    // run on either side of the rewrite.
+    let changed = format!(
+        "{} changed since the shards were run (SHA-256 {after}, shards {before})",
+        snapshot.display()
+    );
+    for (shards, says) in [
+        (["before1", "before2"], changed.as_str()),
+        (["before1", "after2"], "differ in snapshot contents"),
+    ] {
+        let merge = contract_rl(&["merge", &path(shards[0]), &path(shards[1]), "--out", &path("merged")]);
+        let stderr = String::from_utf8_lossy(&merge.stderr);
+        assert_eq!(merge.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!dir.path().join("merged").exists());
+    }
 }

@@ -1,7 +1,10 @@
 //! Sharded experiments: `run --shard I/N` runs a deterministic part of an experiment's (agent,
 //! seed) runs into a shard folder (`shard.cbor`: the runs as the runner returned them, with the
-//! experiment they belong to); `merge` assembles the N shards of one experiment into the results
-//! folder an unsharded run writes, byte for byte but for the manifest's timings.
+//! experiment and snapshot they belong to); `merge` assembles the N shards of one experiment into
+//! the results folder an unsharded run writes, byte for byte but for the manifest's timings.
+//!
+//! The resolved config names the snapshot by path only, so the shards also record the SHA-256 of
+//! its bytes: a snapshot rewritten in place between shard runs, or before the merge, is refused.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,8 @@ use crate::results::{Build, LoadError, LoadedExperiment, ResultsError};
 /// The shard file of a shard folder.
 pub const SHARD_FILE: &str = "shard.cbor";
 
-/// What a shard folder holds: which experiment (by file and resolved config) and which part.
+/// What a shard folder holds: which experiment (by file and resolved config), on which snapshot
+/// bytes, and which part.
 #[derive(Debug, Serialize, Deserialize)]
 struct ShardFile {
     /// The experiment file as `run` was given it (relative to the working directory, like the
@@ -25,6 +29,8 @@ struct ShardFile {
     config: PathBuf,
     snapshot: Option<PathBuf>,
     config_sha256: String,
+    /// SHA-256 of the snapshot's Parquet bytes, as verified when the experiment was loaded.
+    snapshot_sha256: String,
     shard: Shard,
     results: Results,
 }
@@ -48,6 +54,15 @@ pub enum ShardError {
     /// The experiment changed since the shards were run.
     #[error("{config} changed since its shards were run (resolved config SHA-256 {now}, shards {then})")]
     Changed { config: PathBuf, now: String, then: String },
+    /// The snapshot was rewritten since the shards were run (its path is unchanged).
+    #[error(
+        "{snapshot} changed since the shards were run (SHA-256 {now}, shards {then}): run the shards again on this snapshot"
+    )]
+    SnapshotChanged {
+        snapshot: PathBuf,
+        now: String,
+        then: String,
+    },
     /// The experiment the shards name cannot be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -57,8 +72,8 @@ pub enum ShardError {
 }
 
 impl ShardError {
-    /// Whether the error is the user's input (folders, a changed experiment), not a failure while
-    /// writing.
+    /// Whether the error is the user's input (folders, a changed experiment or snapshot), not a
+    /// failure while writing.
     pub fn is_bad_input(&self) -> bool {
         !matches!(self, Self::Results(_))
     }
@@ -85,6 +100,7 @@ pub fn write_shard(
         config: config.to_owned(),
         snapshot: snapshot.map(Path::to_owned),
         config_sha256: loaded.config_sha256(),
+        snapshot_sha256: loaded.snapshot.sha256.clone(),
         shard,
         results: results.clone(),
     };
@@ -100,9 +116,10 @@ pub fn write_shard(
     Ok(())
 }
 
-/// Reads the shard folders `dirs` (every shard of one experiment, once), loads their
-/// experiment (its file as `run` was given it, from the working directory) and writes the
-/// results folder `out` as the unsharded run would.
+/// Reads the shard folders `dirs` (every shard of one experiment, once, all run on the same
+/// snapshot bytes), loads their experiment (its file as `run` was given it, from the working
+/// directory), checks that neither its resolved config nor its snapshot's bytes changed since,
+/// and only then writes the results folder `out` as the unsharded run would.
 pub fn merge(dirs: &[PathBuf], out: &Path, factory: &dyn AgentFactory, build: Build) -> Result<Summary, ShardError> {
     let mut shards: Vec<(&PathBuf, ShardFile)> = Vec::new();
     for dir in dirs {
@@ -114,6 +131,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, factory: &dyn AgentFactory, build: Bu
         if let Some((first, expected)) = shards.first() {
             for (what, same) in [
                 ("experiment", expected.config_sha256 == file.config_sha256),
+                ("snapshot contents", expected.snapshot_sha256 == file.snapshot_sha256),
                 ("shard count", expected.shard.count == file.shard.count),
             ] {
                 if !same {
@@ -145,6 +163,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, factory: &dyn AgentFactory, build: Bu
             config: first.config.clone(),
             now: loaded.config_sha256(),
             then: first.config_sha256.clone(),
+        });
+    }
+    if loaded.snapshot.sha256 != first.snapshot_sha256 {
+        return Err(ShardError::SnapshotChanged {
+            snapshot: loaded.experiment.config().snapshot.clone(),
+            now: loaded.snapshot.sha256.clone(),
+            then: first.snapshot_sha256.clone(),
         });
     }
     copy_checkpoints(shards.iter().map(|(dir, _)| dir.as_path()), out)?;
