@@ -1,14 +1,14 @@
 //! The workloads `cargo bench --bench throughput` (criterion) and `contract-rl bench rl` (a quick
 //! median of a few runs) both measure, defined once: single-thread env steps of both envs and of
-//! the batched contract-choice env, tabular Q-learning and DQN training, a DQN gradient step,
-//! replay sampling, a snapshot load, the statistics of a 6-agent × 10-seed comparison and a
+//! the batched contract-choice env, tabular Q-learning, DQN training (one run, and ten on all
+//! cores) and a DQN gradient step with either learner, replay sampling, a snapshot load, the statistics of a 6-agent × 10-seed comparison and a
 //! Power BI export.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use contract_rl_core::agents::{AgentRng, DqnConfig, QLearning, QLearningConfig};
+use contract_rl_core::agents::{AgentRng, DqnConfig, DqnLearner, QLearning, QLearningConfig};
 use contract_rl_core::env::lifetime::{
     CustomerLifetimeEnv, LifetimeConfig, LifetimeModel, believed_views, capacity_left, minimise_dual,
 };
@@ -19,6 +19,7 @@ use contract_rl_core::report::{AgentRuns, Comparison};
 use contract_rl_dqn::{Batch, Dqn, DqnAgents, ReplayBuffer};
 use contract_rl_parquet::{Bands, Build, LoadedExperiment, export_powerbi, snapshot};
 use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
 
 /// One measured workload: `run` does `per_run` units of work.
 pub struct Workload {
@@ -133,8 +134,12 @@ pub fn workloads(inputs: &Inputs) -> Vec<Workload> {
         ),
         bid_price_solve(inputs.lifetime()),
         q_learning(&model),
-        dqn_gradient_steps(&model),
-        dqn_training(&model),
+        dqn_gradient_steps(&model, DqnLearner::Ndarray),
+        dqn_gradient_steps(&model, DqnLearner::Burn),
+        dqn_training("dqn/train_env_step", &model, DqnLearner::Ndarray, 1),
+        dqn_training("dqn/train_env_step_burn", &model, DqnLearner::Burn, 1),
+        dqn_training("dqn/train_env_step_10_seeds", &model, DqnLearner::Ndarray, 10),
+        dqn_training("dqn/train_env_step_10_seeds_burn", &model, DqnLearner::Burn, 10),
         replay_sampling(&model),
         snapshot_load(inputs.sample()),
         statistics(),
@@ -184,22 +189,31 @@ fn q_learning(model: &Arc<EnvModel>) -> Workload {
     }
 }
 
-/// One DQN gradient step at batch 64 (hidden [64, 64]); each run takes 500 steps on the same
-/// agent, so a step time that grows with training shows up across runs.
-fn dqn_gradient_steps(model: &Arc<EnvModel>) -> Workload {
+/// A DQN of the default hyperparameters with `learner`, for the env of `model`.
+fn dqn(model: &EnvModel, learner: DqnLearner, config: DqnConfig, rng: &mut AgentRng) -> Dqn {
+    let config = DqnConfig { learner, ..config };
+    Dqn::new(config, model.dense_len(), model.n_actions(), 1_000_000, rng)
+}
+
+/// One DQN gradient step at batch 64 (hidden [64, 64]) with `learner`; each run takes 500 steps
+/// on the same agent, so a step time that grows with training shows up across runs.
+fn dqn_gradient_steps(model: &Arc<EnvModel>, learner: DqnLearner) -> Workload {
     const STEPS: u64 = 500;
     let config = DqnConfig {
         learning_starts: u64::MAX,
         ..DqnConfig::default()
     };
     let mut rng = AgentRng::seed_from_u64(0);
-    let mut agent = Dqn::new(config, model.dense_len(), model.n_actions(), 1_000_000, &mut rng);
+    let mut agent = dqn(model, learner, config, &mut rng);
     let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Train, 0);
     for _ in 0..100 {
         play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train);
     }
     Workload {
-        name: "dqn/gradient_step_batch64",
+        name: match learner {
+            DqnLearner::Ndarray => "dqn/gradient_step_batch64",
+            DqnLearner::Burn => "dqn/gradient_step_batch64_burn",
+        },
         unit: "gradient steps",
         per_run: STEPS,
         headline: true,
@@ -212,27 +226,35 @@ fn dqn_gradient_steps(model: &Arc<EnvModel>) -> Workload {
     }
 }
 
-/// Whole DQN training (act + step + store + a gradient step every 4 env steps), 20 campaigns.
-fn dqn_training(model: &Arc<EnvModel>) -> Workload {
+/// Whole DQN training with `learner` (act + step + store + a gradient step every 4 env steps)
+/// of `seeds` runs, each 20 campaigns per call, spread over rayon's threads (all cores).
+fn dqn_training(name: &'static str, model: &Arc<EnvModel>, learner: DqnLearner, seeds: u64) -> Workload {
     const EPISODES: u64 = 20;
     let config = DqnConfig {
         learning_starts: 0,
         epsilon_decay_fraction: 0.0,
         ..DqnConfig::default()
     };
-    let mut rng = AgentRng::seed_from_u64(0);
-    let mut agent = Dqn::new(config, model.dense_len(), model.n_actions(), 1_000_000, &mut rng);
-    let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Train, 0);
+    let mut runs: Vec<_> = (0..seeds)
+        .map(|seed| {
+            let mut rng = AgentRng::seed_from_u64(seed);
+            let agent = dqn(model, learner, config.clone(), &mut rng);
+            let env = ContractChoiceEnv::new(Arc::clone(model), Split::Train, seed);
+            (agent, env, rng)
+        })
+        .collect();
     Workload {
-        name: "dqn/train_env_step",
+        name,
         unit: "env steps",
-        per_run: EPISODES * model.episode_len() as u64,
+        per_run: seeds * EPISODES * model.episode_len() as u64,
         headline: true,
         slow: true,
         run: Box::new(move || {
-            for _ in 0..EPISODES {
-                black_box(play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train));
-            }
+            runs.par_iter_mut().for_each(|(agent, env, rng)| {
+                for _ in 0..EPISODES {
+                    black_box(play_episode(env, agent, rng, None, Mode::Train));
+                }
+            });
         }),
     }
 }

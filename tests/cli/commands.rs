@@ -199,23 +199,26 @@ fn a_bad_experiment_exits_with_code_two_before_any_work() {
 }
 
 #[test]
-fn a_missing_checkpoint_exits_with_code_two_before_any_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = support::experiment_file(dir.path(), |t| {
-        t.insert(
-            "agents".into(),
-            support::one_agent("dqn", &[("checkpoint", "nowhere.bpk".into())]),
-        );
-    });
-    let out = dir.path().join("results");
-    let run = contract_rl(&["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(run.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        stderr.contains("agents[0]") && stderr.contains("nowhere.bpk"),
-        "{stderr}"
-    );
-    assert!(!out.exists(), "nothing was written");
+fn a_bad_dqn_agent_exits_with_code_two_before_any_work() {
+    for (key, value, expected) in [
+        ("checkpoint", "nowhere.bpk", ["agents[0]", "nowhere.bpk"]),
+        (
+            "learner",
+            "torch",
+            ["experiment.toml", "learner: `torch` is none of `ndarray`, `burn`"],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = support::experiment_file(dir.path(), |t| {
+            t.insert("agents".into(), support::one_agent("dqn", &[(key, value.into())]));
+        });
+        let out = dir.path().join("results");
+        let run = contract_rl(&["run", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert_eq!(run.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(expected.iter().all(|e| stderr.contains(e)), "{key}: {stderr}");
+        assert!(!out.exists(), "nothing was written");
+    }
 }
 
 #[test]
@@ -291,7 +294,11 @@ fn bench_rl_prints_every_headline_rate() {
         ("lifetime_env/step", "env steps/s"),
         ("q_learning/train_step", "env steps/s"),
         ("dqn/gradient_step_batch64", "gradient steps/s"),
+        ("dqn/gradient_step_batch64_burn", "gradient steps/s"),
         ("dqn/train_env_step", "env steps/s"),
+        ("dqn/train_env_step_burn", "env steps/s"),
+        ("dqn/train_env_step_10_seeds", "env steps/s"),
+        ("dqn/train_env_step_10_seeds_burn", "env steps/s"),
         ("replay/sample_batch64", "minibatches/s"),
         ("snapshot/load", "users/s"),
         ("stats/compare_6_agents_10_seeds", "comparisons/s"),

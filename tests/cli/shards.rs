@@ -61,13 +61,12 @@ fn three_shards_merged_equal_the_unsharded_run_byte_for_byte() {
     ] {
         assert!(read("whole", file) == read("merged", file), "{file} differs");
     }
-    // The shards' saved networks are copied as they are (burn gives each parameter a random
-    // id, so a checkpoint of the same network differs from run to run in those bytes only;
-    // the equal evaluations above are the networks' equality). DQN runs are places 5 and 6 of
-    // 6: shards 2 and 3.
+    // The shards' saved networks are copied as they are, and equal the unsharded run's (a
+    // checkpoint's bytes are its weights'). DQN runs are places 5 and 6 of 6: shards 2 and 3.
     for (shard, seed) in [("shard2", 1), ("shard3", 2)] {
         let file = format!("checkpoints/dqn-seed{seed}.bpk");
         assert!(read(shard, &file) == read("merged", &file), "{file} not copied as is");
+        assert!(read("whole", &file) == read("merged", &file), "{file} differs");
     }
     assert!(Path::new(&path("merged")).join("report.html").is_file());
 

@@ -1,124 +1,64 @@
-//! DQN (Mnih et al. 2015) on burn's pure-Rust CPU backend (`flex`), with Double DQN
-//! (van Hasselt et al. 2016) on by default and action masking in both the behaviour argmax and
-//! the bootstrap.
+//! DQN (Mnih et al. 2015), with Double DQN (van Hasselt et al. 2016) on by default and action
+//! masking in both the behaviour argmax and the bootstrap.
 //!
-//! Hyperparameters → network → schedule → act → learn. Only the online network lives on burn's
-//! autodiff device. Acting and the bootstrap use plain `ndarray` copies: the acting copy is
-//! refreshed after every gradient step, the target copy only at its update points. Keeping the
-//! target off the autodiff device avoids its graph growing with training, and a forward pass
-//! through the framework per env step would be slow. Initial weights are drawn from the run's
-//! own RNG (burn's initialiser draws from one process-wide generator, which would make runs on
-//! parallel threads depend on scheduling).
+//! Hyperparameters → network → schedule → act → learn. The network is a plain `ndarray` MLP
+//! ([`Mlp`]) that acting, the target and the bootstrap read; a [`Learner`] takes the gradient
+//! steps: written out on `ndarray` by default, or burn's autodiff and Adam (the reference),
+//! whose online network lives on burn's autodiff device with a plain copy refreshed after every
+//! step. The target is never on the autodiff device (its graph would grow with training).
+//! Initial weights are drawn from the run's own RNG (burn's initialiser draws from one
+//! process-wide generator, which would make runs on parallel threads depend on scheduling).
+//! Checkpoints are burn's burnpack files, whichever learner trained the network.
 
 use std::path::Path;
 
-use burn::grad_clipping::GradientClippingConfig;
-use burn::module::Param;
-use burn::nn::loss::{HuberLossConfig, MseLoss, Reduction};
-use burn::nn::{Linear, LinearConfig};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use contract_rl_core::agents::{
-    Agent, AgentError, AgentRng, Diagnostics, DiagnosticsSums, DqnConfig, EpsilonSchedule, Transition, argmax_by,
-    masked_argmax,
+    Agent, AgentError, AgentRng, Diagnostics, DiagnosticsSums, DqnConfig, DqnLearner, EpsilonSchedule, Transition,
+    argmax_by, masked_argmax,
 };
 use contract_rl_core::env::{ActionMask, Observation};
-use ndarray::{Array1, Array2, ArrayView2, Axis};
-use rand::RngExt;
+use ndarray::{Array2, ArrayView2, Axis};
 
+use crate::burn_learner::{BurnLearner, QNetwork};
+use crate::mlp::Mlp;
+use crate::ndarray_learner::NdarrayLearner;
 use crate::replay::{Batch, ReplayBuffer};
 
-/// The Q-network: Linear → ReLU → ... → Linear.
-#[derive(Module, Debug)]
-pub struct QNetwork {
-    layers: Vec<Linear>,
+/// What trains the online network ([`DqnLearner`]).
+enum Learner {
+    Ndarray(NdarrayLearner),
+    Burn(Box<BurnLearner>),
 }
 
-impl QNetwork {
-    /// A network of `sizes` (inputs, hidden..., actions) on `device`, with weights drawn from
-    /// `rng` as PyTorch does: U(−1/√fan_in, 1/√fan_in) for weights and biases.
-    fn new(sizes: &[usize], rng: &mut AgentRng, device: &Device) -> Self {
-        let layers = sizes
-            .windows(2)
-            .map(|w| {
-                let (inputs, outputs) = (w[0], w[1]);
-                let bound = 1.0 / (inputs as f32).sqrt();
-                let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
-                let mut layer = LinearConfig::new(inputs, outputs).init(device);
-                layer.weight = Param::from_data(TensorData::new(draw(inputs * outputs), [inputs, outputs]), device);
-                layer.bias = Some(Param::from_data(TensorData::new(draw(outputs), [outputs]), device));
-                layer
-            })
-            .collect();
-        Self { layers }
-    }
-
-    /// # Shapes
-    /// - `x`: `[batch, inputs]`
-    /// - output: `[batch, actions]`
-    fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
-        let last = self.layers.len() - 1;
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x);
-            if i < last {
-                x = burn::tensor::activation::relu(x);
-            }
+impl Learner {
+    fn new(mlp: Mlp, config: &DqnConfig) -> Self {
+        match config.learner {
+            DqnLearner::Ndarray => Self::Ndarray(NdarrayLearner::new(mlp, config.batch_size)),
+            DqnLearner::Burn => Self::Burn(Box::new(BurnLearner::new(mlp, config))),
         }
-        x
     }
 
-    /// A plain-array copy of the weights.
-    fn to_plain(&self) -> PlainMlp {
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| {
-                let [inputs, outputs] = l.weight.dims();
-                let weight = l.weight.val().into_data().try_to_vec::<f32>().expect("f32 weights");
-                let bias = l
-                    .bias
-                    .as_ref()
-                    .expect("layers have biases")
-                    .val()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .expect("f32 bias");
-                (
-                    Array2::from_shape_vec((inputs, outputs), weight).expect("weight shape"),
-                    Array1::from_vec(bias),
-                )
-            })
-            .collect();
-        PlainMlp { layers }
-    }
-}
-
-/// The same MLP on `ndarray`, for acting and for the bootstrap, off the autodiff device.
-#[derive(Debug, Clone, PartialEq)]
-struct PlainMlp {
-    layers: Vec<(Array2<f32>, Array1<f32>)>,
-}
-
-impl PlainMlp {
-    /// # Shapes
-    /// - `x`: `[batch, inputs]` → `[batch, actions]`
-    fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        let last = self.layers.len() - 1;
-        let mut h = x.to_owned();
-        for (i, (w, b)) in self.layers.iter().enumerate() {
-            h = h.dot(w) + b;
-            if i < last {
-                h.mapv_inplace(|v| v.max(0.0));
-            }
+    /// The online network's current weights.
+    fn mlp(&self) -> &Mlp {
+        match self {
+            Self::Ndarray(l) => l.mlp(),
+            Self::Burn(l) => l.mlp(),
         }
-        h
     }
 
-    /// Polyak averaging: self ← tau · other + (1 − tau) · self.
-    fn blend(&mut self, other: &PlainMlp, tau: f32) {
-        for ((w, b), (ow, ob)) in self.layers.iter_mut().zip(&other.layers) {
-            w.zip_mut_with(ow, |a, o| *a = tau * o + (1.0 - tau) * *a);
-            b.zip_mut_with(ob, |a, o| *a = tau * o + (1.0 - tau) * *a);
+    fn set_mlp(&mut self, mlp: Mlp) {
+        match self {
+            Self::Ndarray(l) => l.set_mlp(mlp),
+            Self::Burn(l) => l.set_mlp(mlp),
+        }
+    }
+
+    /// One gradient step toward the targets `y`; returns the loss and the mean Q(s, a).
+    fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32) {
+        match self {
+            Self::Ndarray(l) => l.train(batch, y, config),
+            Self::Burn(l) => l.train(batch, y, config),
         }
     }
 }
@@ -157,15 +97,15 @@ fn one_row(obs: &Observation) -> ArrayView2<'_, f32> {
 /// A DQN agent.
 pub struct Dqn {
     config: DqnConfig,
-    dense_len: usize,
     diagnostics: DiagnosticsSums,
-    device: Device,
-    online: QNetwork,
-    optimizer: ModuleOptimizer,
-    acting: PlainMlp,
-    target: PlainMlp,
+    learner: Learner,
+    target: Mlp,
     buffer: ReplayBuffer,
     batch: Batch,
+    targets: Vec<f32>,
+    /// Layer outputs of acting (one row), the target and the online network on a minibatch.
+    acting: Vec<Array2<f32>>,
+    bootstrap: [Vec<Array2<f32>>; 2],
     steps: u64,
     schedule: EpsilonSchedule,
 }
@@ -174,22 +114,19 @@ impl Dqn {
     /// A fresh agent for dense observations of `dense_len` entries and `n_actions` actions,
     /// with weights drawn from `rng`, whose ε schedule spans `total_steps`.
     pub fn new(config: DqnConfig, dense_len: usize, n_actions: usize, total_steps: u64, rng: &mut AgentRng) -> Self {
-        let device = Device::flex().autodiff();
         let sizes: Vec<usize> = std::iter::once(dense_len)
             .chain(config.hidden.iter().copied())
             .chain(std::iter::once(n_actions))
             .collect();
-        let online = QNetwork::new(&sizes, rng, &device);
-        let optimizer = AdamConfig::new()
-            .with_epsilon(config.adam_epsilon)
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm)))
-            .init();
-        let acting = online.to_plain();
+        let online = Mlp::draw(&sizes, rng);
         Self {
-            target: acting.clone(),
-            acting,
+            acting: online.buffers(1),
+            bootstrap: [online.buffers(config.batch_size), online.buffers(config.batch_size)],
+            target: online.clone(),
+            learner: Learner::new(online, &config),
             buffer: ReplayBuffer::new(config.buffer_size, dense_len),
             batch: Batch::default(),
+            targets: Vec::with_capacity(config.batch_size),
             steps: 0,
             schedule: EpsilonSchedule::new(
                 config.epsilon_start,
@@ -197,10 +134,6 @@ impl Dqn {
                 config.epsilon_decay_fraction,
                 total_steps,
             ),
-            online,
-            optimizer,
-            device,
-            dense_len,
             diagnostics: DiagnosticsSums::default(),
             config,
         }
@@ -211,70 +144,58 @@ impl Dqn {
         self.schedule.at(self.steps)
     }
 
-    /// Q-values of the acting copy for one observation.
+    /// Q-values of the online network for one observation.
     pub fn q_values(&self, obs: &Observation) -> Vec<f32> {
-        self.acting.forward(one_row(obs)).into_raw_vec_and_offset().0
+        self.learner.mlp().forward(one_row(obs)).into_raw_vec_and_offset().0
     }
 
     /// The valid action of highest Q.
-    fn greedy(&self, obs: &Observation) -> usize {
-        let q = self.q_values(obs);
-        masked_argmax(obs, |a| f64::from(q[a])).expect("a valid action")
+    fn greedy(&mut self, obs: &Observation) -> usize {
+        let q = self.learner.mlp().forward_into(one_row(obs), &mut self.acting);
+        masked_argmax(obs, |a| f64::from(q[[0, a]])).expect("a valid action")
     }
 
-    /// Q-values of the target copy for one observation.
+    /// Q-values of the target network for one observation.
     pub fn target_q_values(&self, obs: &Observation) -> Vec<f32> {
         self.target.forward(one_row(obs)).into_raw_vec_and_offset().0
     }
 
-    /// Saves the online network with burn's recorder (burnpack).
+    /// Saves the online network with burn's recorder (burnpack), whichever learner trained it.
     pub fn save(&self, path: &Path) -> Result<(), burn::store::RecordError> {
-        self.online.clone().save_file(path)
+        QNetwork::from_mlp(self.learner.mlp(), &Device::flex()).save_file(path)
     }
 
-    /// Loads the online network saved by [`Self::save`]; acting and target copies follow it.
+    /// Loads the online network saved by [`Self::save`]; the target follows it.
     pub fn load(&mut self, path: &Path) -> Result<(), burn::store::RecordError> {
-        self.online = self.online.clone().try_load_file(path)?;
-        self.acting = self.online.to_plain();
-        self.target = self.acting.clone();
+        let network = QNetwork::from_mlp(self.learner.mlp(), &Device::flex()).try_load_file(path)?;
+        self.target = network.to_mlp();
+        self.learner.set_mlp(self.target.clone());
         Ok(())
     }
 
-    /// One gradient step on a sampled minibatch, in a fixed order: forward → target (no
-    /// grad) → loss → backward → optimiser step → acting-copy refresh → target sync.
+    /// One gradient step on a sampled minibatch, in a fixed order: sample → bootstrap on the
+    /// target (and, for double DQN, the online network's choice) → the learner's step → target
+    /// sync.
     pub fn gradient_step(&mut self, rng: &mut AgentRng) {
-        let (b, d, c) = (self.config.batch_size, self.dense_len, &self.config);
+        let (b, c) = (self.config.batch_size, &self.config);
         self.buffer.sample(b, rng, &mut self.batch);
-        // Forward: Q(s, a) of the actions taken.
-        let obs = Tensor::<2>::from_data(TensorData::new(self.batch.obs.clone(), [b, d]), &self.device);
-        let actions = Tensor::<2, Int>::from_data(TensorData::new(self.batch.actions.clone(), [b, 1]), &self.device);
-        let q = self.online.forward(obs).gather(1, actions).reshape([b]);
-        let q_mean: f32 = q.clone().detach().mean().into_scalar();
-        // Target, without gradients, on the plain copies.
-        let next = ArrayView2::from_shape((b, d), &self.batch.next_obs).expect("batch shape");
-        let target_values = self.target.forward(next);
-        let chooser = c.double_dqn.then(|| self.acting.forward(next));
-        let bootstrap = masked_bootstrap(&target_values, chooser.as_ref(), &self.batch.next_masks);
-        let y: Vec<f32> = (0..b)
-            .map(|i| {
-                let r = self.batch.rewards[i] * c.reward_scale;
-                r + c.gamma as f32 * (1.0 - self.batch.terminated[i]) * bootstrap[i]
-            })
-            .collect();
-        let y = Tensor::<1>::from_data(TensorData::new(y, [b]), &self.device);
-        // Loss, backward, optimiser step.
-        let loss = match c.huber_delta {
-            Some(delta) => HuberLossConfig::new(delta).init().forward(q, y, Reduction::Mean),
-            None => MseLoss::new().forward(q, y, Reduction::Mean),
-        };
-        let loss_value: f32 = loss.clone().detach().into_scalar();
-        self.diagnostics.add(f64::from(loss_value), f64::from(q_mean));
-        let grads = GradientsParams::from_grads(loss.backward(), &self.online);
-        self.online = self.optimizer.step(c.learning_rate, self.online.clone(), grads);
-        self.acting = self.online.to_plain();
+        let next = ArrayView2::from_shape((b, self.target.inputs()), &self.batch.next_obs).expect("batch shape");
+        let [target_outputs, chooser_outputs] = &mut self.bootstrap;
+        let target_values = self.target.forward_into(next, target_outputs);
+        let chooser = c
+            .double_dqn
+            .then(|| self.learner.mlp().forward_into(next, chooser_outputs));
+        let bootstrap = masked_bootstrap(target_values, chooser, &self.batch.next_masks);
+        self.targets.clear();
+        self.targets.extend((0..b).map(|i| {
+            let r = self.batch.rewards[i] * c.reward_scale;
+            r + c.gamma as f32 * (1.0 - self.batch.terminated[i]) * bootstrap[i]
+        }));
+        let (loss, q_mean) = self.learner.train(&self.batch, &self.targets, c);
+        self.diagnostics.add(f64::from(loss), f64::from(q_mean));
         // Polyak target sync (hard copies follow env steps, in `observe`).
         if c.tau < 1.0 {
-            self.target.blend(&self.acting, c.tau as f32);
+            self.target.blend(self.learner.mlp(), c.tau as f32);
         }
     }
 }
@@ -320,7 +241,7 @@ impl Agent for Dqn {
             }
         }
         if self.config.tau >= 1.0 && self.steps.is_multiple_of(self.config.target_update_interval) {
-            self.target = self.acting.clone();
+            self.target = self.learner.mlp().clone();
         }
     }
 }
@@ -429,6 +350,79 @@ mod tests {
             .map(|s| s.expected_return)
             .sum();
         assert!(learned >= 0.97 * best, "dqn {learned:.1} vs best {best:.1}");
+    }
+
+    /// The ndarray learner sums in burn's order, so either learner gives the same bits: checked
+    /// on Q-values after 1,000 gradient steps, for one and two hidden layers, squared error and
+    /// Huber, hard and Polyak targets, gradients clipped sometimes, always or never, odd layer
+    /// sizes, minibatches of 64, 48 and 30 (1/48 is inexact: the loss gradient's order shows).
+    #[test]
+    fn the_ndarray_learner_trains_bit_for_bit_as_burn_does() {
+        let model = trivial_model();
+        let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 4);
+        let observations: Vec<Observation> = (0..200).map(|_| env.reset(None).0).collect();
+        let q_bits = |agent: &Dqn| -> Vec<Vec<u32>> {
+            observations
+                .iter()
+                .map(|o| agent.q_values(o).iter().map(|q| q.to_bits()).collect())
+                .collect()
+        };
+        for (hidden, huber_delta, tau, max_grad_norm, batch_size) in [
+            (vec![16], None, 1.0, 0.5, 64),
+            (vec![64, 64], None, 1.0, 0.5, 48),
+            (vec![64, 64], None, 1.0, 0.01, 64),
+            (vec![64, 64], Some(0.1), 1.0, 10.0, 64),
+            (vec![64, 64], Some(0.3), 1.0, 0.5, 48),
+            (vec![32, 32], None, 0.05, 0.5, 48),
+            (vec![37, 100], Some(0.3), 0.05, 0.5, 30),
+        ] {
+            let with = |learner| DqnConfig {
+                learner,
+                hidden: hidden.clone(),
+                huber_delta,
+                tau,
+                max_grad_norm,
+                batch_size,
+                train_freq: 1,
+                ..small_config()
+            };
+            let [fresh, ours, burns] = [
+                (DqnLearner::Ndarray, 0),
+                (DqnLearner::Ndarray, 120),
+                (DqnLearner::Burn, 120),
+            ]
+            .map(|(learner, episodes)| q_bits(&train(&model, with(learner), 6, episodes)));
+            assert_ne!(ours, fresh, "training moved the network");
+            assert!(
+                ours == burns,
+                "hidden {hidden:?}, Huber δ {huber_delta:?}, τ {tau}, max norm {max_grad_norm}, batch {batch_size}"
+            );
+        }
+    }
+
+    /// Acting reads one observation at a time without gemm; its Q-values are the minibatch
+    /// forward pass's bits, so runs act as they did when acting used gemm.
+    #[test]
+    fn one_observation_gets_the_bits_of_its_row_in_a_minibatch() {
+        let model = trivial_model();
+        let agent = train(
+            &model,
+            DqnConfig {
+                hidden: vec![64, 64],
+                ..small_config()
+            },
+            8,
+            40,
+        );
+        let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 5);
+        let observations: Vec<Observation> = (0..64).map(|_| env.reset(None).0).collect();
+        let rows: Vec<f32> = observations.iter().flat_map(|o| o.dense().to_vec()).collect();
+        let minibatch = ArrayView2::from_shape((64, model.dense_len()), &rows).unwrap();
+        let batch = agent.learner.mlp().forward(minibatch);
+        for (o, batch_row) in observations.iter().zip(batch.rows()) {
+            let one: Vec<u32> = agent.q_values(o).iter().map(|q| q.to_bits()).collect();
+            assert_eq!(one, batch_row.iter().map(|q| q.to_bits()).collect::<Vec<_>>());
+        }
     }
 
     #[test]

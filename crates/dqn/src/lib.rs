@@ -1,14 +1,19 @@
-//! DQN for contract-rl on burn's pure-Rust CPU backend ([`Dqn`], with its [`ReplayBuffer`]),
+//! DQN for contract-rl ([`Dqn`], with its [`ReplayBuffer`]): gradient steps written out on
+//! `ndarray` or by burn's pure-Rust CPU backend, checkpoints in burn's format;
 //! and [`DqnAgents`], the agent factory that adds the `dqn` kind to the core's.
 
+mod burn_learner;
 mod dqn;
+mod mlp;
+mod ndarray_learner;
 mod replay;
 
 use contract_rl_core::agents::{Agent, AgentConfig, AgentError, AgentFactory, AgentRng, CoreAgents, DqnConfig};
 use contract_rl_core::env::{EnvKind, Spaces};
 use rand::SeedableRng;
 
-pub use dqn::{CHECKPOINT_EXTENSION, Dqn, QNetwork};
+pub use burn_learner::QNetwork;
+pub use dqn::{CHECKPOINT_EXTENSION, Dqn};
 pub use replay::{Batch, ReplayBuffer};
 
 /// Builds every agent kind: `dqn` here, the others through [`CoreAgents`].

@@ -5,6 +5,30 @@ use serde::{Deserialize, Serialize};
 
 use super::InvalidHyperparameter;
 
+/// What computes DQN's gradient steps; acting and the bootstrap are on `ndarray` either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum DqnLearner {
+    /// Forward, backward, per-tensor gradient clipping and Adam written out on `ndarray`, as
+    /// burn computes them (to float rounding), without a framework's per-call overhead.
+    Ndarray,
+    /// burn's autodiff and Adam on its `flex` backend: the reference.
+    Burn,
+}
+
+impl TryFrom<String> for DqnLearner {
+    type Error = String;
+
+    /// The error names the field, as serde's message for an unknown variant would not.
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "ndarray" => Ok(Self::Ndarray),
+            "burn" => Ok(Self::Burn),
+            other => Err(format!("learner: `{other}` is none of `ndarray`, `burn`")),
+        }
+    }
+}
+
 /// Hyperparameters of DQN; every field has a default (see README for Stable-Baselines3's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -52,6 +76,8 @@ pub struct DqnConfig {
     pub huber_delta: Option<f32>,
     /// Rewards are multiplied by this before learning (margins are in the hundreds).
     pub reward_scale: f32,
+    /// What computes the gradient steps (both save burn checkpoints).
+    pub learner: DqnLearner,
     /// Evaluate this saved network (`checkpoints/*.bpk` of a results folder) instead of
     /// training; relative to the experiment file.
     pub checkpoint: Option<std::path::PathBuf>,
@@ -79,6 +105,7 @@ impl Default for DqnConfig {
             double_dqn: true,
             huber_delta: None,
             reward_scale: 0.01,
+            learner: DqnLearner::Ndarray,
             checkpoint: None,
         }
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use baselines::{BestSingleContract, RandomAgent};
-pub use dqn_config::DqnConfig;
+pub use dqn_config::{DqnConfig, DqnLearner};
 pub use online_oracle::OnlineOracle;
 pub use oracles::{HindsightOracle, MyopicOracle, optimal_assignment};
 pub use q_learning::{QLearning, QLearningConfig, StepSize};
