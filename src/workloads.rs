@@ -1,8 +1,8 @@
 //! The workloads `cargo bench --bench throughput` (criterion) and `contract-rl bench rl` (a quick
 //! median of a few runs) both measure, defined once: single-thread env steps of both envs and of
 //! the batched contract-choice env, tabular Q-learning, DQN training (one run, and ten on all
-//! cores) and a DQN gradient step with either learner, replay sampling, a snapshot load, the statistics of a 6-agent × 10-seed comparison and a
-//! Power BI export.
+//! cores) and a DQN gradient step with either learner, replay sampling, a snapshot load, the
+//! statistics of a 6-agent × 10-seed comparison and a Power BI export.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -189,7 +189,7 @@ fn q_learning(model: &Arc<EnvModel>) -> Workload {
     }
 }
 
-/// A DQN of the default hyperparameters with `learner`, for the env of `model`.
+/// A DQN of `config` with `learner`, for the env of `model`.
 fn dqn(model: &EnvModel, learner: DqnLearner, config: DqnConfig, rng: &mut AgentRng) -> Dqn {
     let config = DqnConfig { learner, ..config };
     Dqn::new(config, model.dense_len(), model.n_actions(), 1_000_000, rng)

@@ -4,19 +4,20 @@
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Param, ParamId};
+use burn::nn::Linear;
 use burn::nn::loss::{HuberLossConfig, MseLoss, Reduction};
-use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use contract_rl_core::agents::DqnConfig;
 use ndarray::{Array1, Array2};
 
+use crate::dqn::Learner;
 use crate::mlp::Mlp;
 use crate::replay::Batch;
 
 /// The Q-network as a burn module: Linear → ReLU → ... → Linear.
 #[derive(Module, Debug)]
-pub struct QNetwork {
+pub(crate) struct QNetwork {
     layers: Vec<Linear>,
 }
 
@@ -24,7 +25,8 @@ impl QNetwork {
     /// The network holding `mlp`'s weights, on `device`. Parameters are numbered in order
     /// (burn would draw random ids), so a checkpoint's bytes depend on the weights only.
     pub(crate) fn from_mlp(mlp: &Mlp, device: &Device) -> Self {
-        fn numbered<const D: usize>(mut param: Param<Tensor<D>>, id: usize) -> Param<Tensor<D>> {
+        fn numbered<const D: usize>(values: TensorData, id: usize, device: &Device) -> Param<Tensor<D>> {
+            let mut param = Param::from_data(values, device);
             param.id = ParamId::from(id as u64);
             param
         }
@@ -32,14 +34,17 @@ impl QNetwork {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, (w, b))| {
-                let (inputs, outputs) = w.dim();
-                let mut layer = LinearConfig::new(inputs, outputs).init(device);
-                let weight = TensorData::new(w.iter().copied().collect(), [inputs, outputs]);
-                layer.weight = numbered(Param::from_data(weight, device), 2 * i);
-                let bias = TensorData::new(b.to_vec(), [outputs]);
-                layer.bias = Some(numbered(Param::from_data(bias, device), 2 * i + 1));
-                layer
+            .map(|(i, (w, b))| Linear {
+                weight: numbered(
+                    TensorData::new(w.iter().copied().collect(), w.shape().to_vec()),
+                    2 * i,
+                    device,
+                ),
+                bias: Some(numbered(
+                    TensorData::new(b.to_vec(), b.shape().to_vec()),
+                    2 * i + 1,
+                    device,
+                )),
             })
             .collect();
         Self { layers }
@@ -101,21 +106,19 @@ impl BurnLearner {
             mlp,
         }
     }
+}
 
-    /// The online network's current weights.
-    pub(crate) fn mlp(&self) -> &Mlp {
+impl Learner for BurnLearner {
+    fn mlp(&self) -> &Mlp {
         &self.mlp
     }
 
-    /// Replaces the online network's weights (the optimiser's moments stay).
-    pub(crate) fn set_mlp(&mut self, mlp: Mlp) {
+    fn set_mlp(&mut self, mlp: Mlp) {
         self.online = QNetwork::from_mlp(&mlp, &self.device);
         self.mlp = mlp;
     }
 
-    /// One gradient step of the loss between Q(s, a) of `batch` and the targets `y`; returns
-    /// the loss and the mean Q(s, a) before the step.
-    pub(crate) fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32) {
+    fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32) {
         let (b, d) = (y.len(), self.mlp.inputs());
         let obs = Tensor::<2>::from_data(TensorData::new(batch.obs.clone(), [b, d]), &self.device);
         let actions = Tensor::<2, Int>::from_data(TensorData::new(batch.actions.clone(), [b, 1]), &self.device);

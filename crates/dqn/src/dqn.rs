@@ -26,40 +26,23 @@ use crate::ndarray_learner::NdarrayLearner;
 use crate::replay::{Batch, ReplayBuffer};
 
 /// What trains the online network ([`DqnLearner`]).
-enum Learner {
-    Ndarray(NdarrayLearner),
-    Burn(Box<BurnLearner>),
+pub(crate) trait Learner: Send {
+    /// The online network's current weights.
+    fn mlp(&self) -> &Mlp;
+
+    /// Replaces the online network's weights (the optimiser's moments stay).
+    fn set_mlp(&mut self, mlp: Mlp);
+
+    /// One gradient step of the loss between Q(s, a) of `batch` and the targets `y`; returns
+    /// the loss and the mean Q(s, a) before the step.
+    fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32);
 }
 
-impl Learner {
-    fn new(mlp: Mlp, config: &DqnConfig) -> Self {
-        match config.learner {
-            DqnLearner::Ndarray => Self::Ndarray(NdarrayLearner::new(mlp, config.batch_size)),
-            DqnLearner::Burn => Self::Burn(Box::new(BurnLearner::new(mlp, config))),
-        }
-    }
-
-    /// The online network's current weights.
-    fn mlp(&self) -> &Mlp {
-        match self {
-            Self::Ndarray(l) => l.mlp(),
-            Self::Burn(l) => l.mlp(),
-        }
-    }
-
-    fn set_mlp(&mut self, mlp: Mlp) {
-        match self {
-            Self::Ndarray(l) => l.set_mlp(mlp),
-            Self::Burn(l) => l.set_mlp(mlp),
-        }
-    }
-
-    /// One gradient step toward the targets `y`; returns the loss and the mean Q(s, a).
-    fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32) {
-        match self {
-            Self::Ndarray(l) => l.train(batch, y, config),
-            Self::Burn(l) => l.train(batch, y, config),
-        }
+/// The learner `config` names, for the network `mlp`.
+fn learner(mlp: Mlp, config: &DqnConfig) -> Box<dyn Learner> {
+    match config.learner {
+        DqnLearner::Ndarray => Box::new(NdarrayLearner::new(mlp, config.batch_size)),
+        DqnLearner::Burn => Box::new(BurnLearner::new(mlp, config)),
     }
 }
 
@@ -98,7 +81,7 @@ fn one_row(obs: &Observation) -> ArrayView2<'_, f32> {
 pub struct Dqn {
     config: DqnConfig,
     diagnostics: DiagnosticsSums,
-    learner: Learner,
+    learner: Box<dyn Learner>,
     target: Mlp,
     buffer: ReplayBuffer,
     batch: Batch,
@@ -123,7 +106,7 @@ impl Dqn {
             acting: online.buffers(1),
             bootstrap: [online.buffers(config.batch_size), online.buffers(config.batch_size)],
             target: online.clone(),
-            learner: Learner::new(online, &config),
+            learner: learner(online, &config),
             buffer: ReplayBuffer::new(config.buffer_size, dense_len),
             batch: Batch::default(),
             targets: Vec::with_capacity(config.batch_size),
@@ -179,6 +162,7 @@ impl Dqn {
     pub fn gradient_step(&mut self, rng: &mut AgentRng) {
         let (b, c) = (self.config.batch_size, &self.config);
         self.buffer.sample(b, rng, &mut self.batch);
+        // Targets, without gradients: r + γ (1 − terminated) Q_target(s', a*).
         let next = ArrayView2::from_shape((b, self.target.inputs()), &self.batch.next_obs).expect("batch shape");
         let [target_outputs, chooser_outputs] = &mut self.bootstrap;
         let target_values = self.target.forward_into(next, target_outputs);
@@ -191,6 +175,7 @@ impl Dqn {
             let r = self.batch.rewards[i] * c.reward_scale;
             r + c.gamma as f32 * (1.0 - self.batch.terminated[i]) * bootstrap[i]
         }));
+        // Forward, loss, backward, optimiser step.
         let (loss, q_mean) = self.learner.train(&self.batch, &self.targets, c);
         self.diagnostics.add(f64::from(loss), f64::from(q_mean));
         // Polyak target sync (hard copies follow env steps, in `observe`).
@@ -405,23 +390,23 @@ mod tests {
     #[test]
     fn one_observation_gets_the_bits_of_its_row_in_a_minibatch() {
         let model = trivial_model();
-        let agent = train(
-            &model,
-            DqnConfig {
-                hidden: vec![64, 64],
-                ..small_config()
-            },
-            8,
-            40,
-        );
         let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 5);
         let observations: Vec<Observation> = (0..64).map(|_| env.reset(None).0).collect();
         let rows: Vec<f32> = observations.iter().flat_map(|o| o.dense().to_vec()).collect();
         let minibatch = ArrayView2::from_shape((64, model.dense_len()), &rows).unwrap();
-        let batch = agent.learner.mlp().forward(minibatch);
-        for (o, batch_row) in observations.iter().zip(batch.rows()) {
-            let one: Vec<u32> = agent.q_values(o).iter().map(|q| q.to_bits()).collect();
-            assert_eq!(one, batch_row.iter().map(|q| q.to_bits()).collect::<Vec<_>>());
+        // 300 hidden units: longer than one chain of gemm's, so acting takes gemm's way there.
+        for hidden in [vec![64, 64], vec![300, 16]] {
+            let config = DqnConfig {
+                hidden: hidden.clone(),
+                ..small_config()
+            };
+            let agent = train(&model, config, 8, 40);
+            let batch = agent.learner.mlp().forward(minibatch);
+            for (o, batch_row) in observations.iter().zip(batch.rows()) {
+                let one: Vec<u32> = agent.q_values(o).iter().map(|q| q.to_bits()).collect();
+                let row: Vec<u32> = batch_row.iter().map(|q| q.to_bits()).collect();
+                assert_eq!(one, row, "hidden {hidden:?}");
+            }
         }
     }
 

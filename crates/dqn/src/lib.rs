@@ -12,7 +12,6 @@ use contract_rl_core::agents::{Agent, AgentConfig, AgentError, AgentFactory, Age
 use contract_rl_core::env::{EnvKind, Spaces};
 use rand::SeedableRng;
 
-pub use burn_learner::QNetwork;
 pub use dqn::{CHECKPOINT_EXTENSION, Dqn};
 pub use replay::{Batch, ReplayBuffer};
 

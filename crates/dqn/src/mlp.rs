@@ -6,13 +6,20 @@ use contract_rl_core::agents::AgentRng;
 use ndarray::{Array1, Array2, ArrayView2, linalg::general_mat_mul};
 use rand::RngExt;
 
+/// Inputs `matrixmultiply` sums in one chain (its `kc` block for `f32`); past it, it adds
+/// blocks' chains.
+const GEMM_DEPTH_BLOCK: usize = 256;
+
 /// `h = x · w + b` for a one-row `x` (acting, at every env step) without gemm's packing of all
-/// of `w`, giving gemm's bits: where the CPU has FMA, `matrixmultiply` computes each entry as a
-/// chain of fused multiply-adds over the inputs in order, from zero, and so does
-/// [`one_row_fma`]; elsewhere this is the gemm call.
+/// of `w`, giving gemm's bits: where the CPU has AVX2 and FMA, `matrixmultiply` computes each
+/// entry as one chain of fused multiply-adds over up to [`GEMM_DEPTH_BLOCK`] inputs in order,
+/// from zero, and so does [`one_row_fma`]; elsewhere this is the gemm call.
 fn one_row(x: ArrayView2<f32>, w: &Array2<f32>, b: &Array1<f32>, h: &mut Array2<f32>) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if x.ncols() <= GEMM_DEPTH_BLOCK
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
         let (x, w, b) = (x.to_slice(), w.as_slice(), b.as_slice());
         let out = h.as_slice_mut().expect("standard layout");
         let [x, w, b] = [x, w, b].map(|a| a.expect("standard layout"));
@@ -28,6 +35,7 @@ fn one_row(x: ArrayView2<f32>, w: &Array2<f32>, b: &Array1<f32>, h: &mut Array2<
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn one_row_fma(x: &[f32], w: &[f32], b: &[f32], h: &mut [f32]) {
+    debug_assert_eq!(x.len() * h.len(), w.len(), "one weight row per input");
     h.fill(0.0);
     for (&xi, row) in x.iter().zip(w.chunks_exact(h.len())) {
         for (hj, &wj) in h.iter_mut().zip(row) {
@@ -41,7 +49,7 @@ fn one_row_fma(x: &[f32], w: &[f32], b: &[f32], h: &mut [f32]) {
 
 /// The weights of each layer: `[inputs, outputs]` and `[outputs]`, so a layer computes
 /// `x · W + b` as burn's `Linear` does.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Mlp {
     pub(crate) layers: Vec<(Array2<f32>, Array1<f32>)>,
 }

@@ -1,25 +1,20 @@
 //! The default learner: one gradient step written out on `ndarray` (forward, the loss's
 //! gradient at the taken actions, backward, per-tensor gradient-norm clipping, Adam), computing
-//! what [`crate::burn_learner`] computes, bit for bit, in preallocated buffers. burn's
+//! what [`crate::burn_learner`] computes (bit for bit where [`DqnLearner`] says), in buffers
+//! allocated once. burn's
 //! per-operation bookkeeping (graph, allocation, dispatch) cost about half of its step at these
 //! sizes (BENCHMARKS.md, "Where DQN's time goes").
 
 use burn::grad_clipping::GradientClipping;
 use burn::prelude::*;
 use contract_rl_core::agents::DqnConfig;
-use ndarray::{Array2, ArrayView2, linalg::general_mat_mul};
+#[cfg(doc)]
+use contract_rl_core::agents::DqnLearner;
+use ndarray::{Array, Array2, ArrayView2, Dimension, linalg::general_mat_mul};
 
+use crate::dqn::Learner;
 use crate::mlp::Mlp;
 use crate::replay::Batch;
-
-/// Every weight and bias tensor of `mlp`, in order, as slices.
-fn tensors(mlp: &mut Mlp) -> Vec<&mut [f32]> {
-    mlp.layers
-        .iter_mut()
-        .flat_map(|(w, b)| [w.as_slice_mut(), b.as_slice_mut()])
-        .map(|s| s.expect("standard layout"))
-        .collect()
-}
 
 /// Clips the gradient `g` to norm `max` as burn's `GradientClipping::Norm` does. burn sums the
 /// squares with its SIMD kernel, whose order follows the CPU's vector width, so a norm that may
@@ -75,20 +70,18 @@ impl NdarrayLearner {
             mlp,
         }
     }
+}
 
-    /// The online network's current weights.
-    pub(crate) fn mlp(&self) -> &Mlp {
+impl Learner for NdarrayLearner {
+    fn mlp(&self) -> &Mlp {
         &self.mlp
     }
 
-    /// Replaces the online network's weights (the optimiser's moments stay).
-    pub(crate) fn set_mlp(&mut self, mlp: Mlp) {
+    fn set_mlp(&mut self, mlp: Mlp) {
         self.mlp = mlp;
     }
 
-    /// One gradient step of the loss between Q(s, a) of `batch` and the targets `y`; returns
-    /// the loss and the mean Q(s, a) before the step.
-    pub(crate) fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32) {
+    fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32) {
         let b = y.len();
         let obs = ArrayView2::from_shape((b, self.mlp.inputs()), &batch.obs).expect("batch shape");
         self.mlp.forward_into(obs, &mut self.outputs);
@@ -97,7 +90,9 @@ impl NdarrayLearner {
         self.adam(config);
         (loss, q_mean)
     }
+}
 
+impl NdarrayLearner {
     /// Writes d loss / d Q into the last delta (non-zero only at the taken actions; the loss is
     /// the mean over the minibatch); returns the loss and the mean Q(s, a). The gradient is
     /// formed as burn's backward pass forms it, through 1/n as its mean's gradient.
@@ -151,20 +146,48 @@ impl NdarrayLearner {
     fn adam(&mut self, config: &DqnConfig) {
         self.steps += 1;
         let correction_2 = (1.0 - BETA_2.powi(self.steps)).sqrt();
-        let factor = correction_2 / (1.0 - BETA_1.powi(self.steps));
-        let epsilon = config.adam_epsilon * correction_2;
-        let learning_rate = config.learning_rate as f32;
-        let params = tensors(&mut self.mlp);
-        let grads = tensors(&mut self.grads);
-        let firsts = tensors(&mut self.first_moments);
-        let seconds = tensors(&mut self.second_moments);
-        for (((p, g), m), v) in params.into_iter().zip(grads).zip(firsts).zip(seconds) {
-            clip(g, config.max_grad_norm);
-            for (((p, &g), m), v) in p.iter_mut().zip(g.iter()).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m = BETA_1 * *m + (1.0 - BETA_1) * g;
-                *v = BETA_2 * *v + (1.0 - BETA_2) * (g * g);
-                *p -= (*m * factor / (v.sqrt() + epsilon)) * learning_rate;
-            }
+        let step = AdamStep {
+            factor: correction_2 / (1.0 - BETA_1.powi(self.steps)),
+            epsilon: config.adam_epsilon * correction_2,
+            learning_rate: config.learning_rate as f32,
+            max_grad_norm: config.max_grad_norm,
+        };
+        let layers = self.mlp.layers.iter_mut().zip(&mut self.grads.layers);
+        let moments = self
+            .first_moments
+            .layers
+            .iter_mut()
+            .zip(&mut self.second_moments.layers);
+        for (((w, b), (gw, gb)), ((mw, mb), (vw, vb))) in layers.zip(moments) {
+            step.apply(entries(w), entries(gw), entries(mw), entries(vw));
+            step.apply(entries(b), entries(gb), entries(mb), entries(vb));
+        }
+    }
+}
+
+/// A standard-layout array's entries.
+fn entries<D: Dimension>(a: &mut Array<f32, D>) -> &mut [f32] {
+    a.as_slice_mut().expect("standard layout")
+}
+
+/// One Adam step's constants.
+struct AdamStep {
+    /// √(1 − β₂ᵗ) / (1 − β₁ᵗ).
+    factor: f32,
+    /// Adam's ε × √(1 − β₂ᵗ).
+    epsilon: f32,
+    learning_rate: f32,
+    max_grad_norm: f32,
+}
+
+impl AdamStep {
+    /// Clips the gradient `g` of the tensor `p`, then updates its moments `m`, `v` and `p`.
+    fn apply(&self, p: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32]) {
+        clip(g, self.max_grad_norm);
+        for (((p, &g), m), v) in p.iter_mut().zip(g.iter()).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *m = BETA_1 * *m + (1.0 - BETA_1) * g;
+            *v = BETA_2 * *v + (1.0 - BETA_2) * (g * g);
+            *p -= (*m * self.factor / (v.sqrt() + self.epsilon)) * self.learning_rate;
         }
     }
 }
@@ -173,8 +196,8 @@ impl NdarrayLearner {
 mod tests {
     use super::*;
 
-    /// Below, near and above the largest norm, for tensor sizes of a bias, a first layer and
-    /// a 64 × 64 layer: the same bits as burn's clipping.
+    /// Below, near and above the largest norm (the shortcut's edge included), for tensor sizes
+    /// of a bias, a first layer and a 64 × 64 layer: the same bits as burn's clipping.
     #[test]
     fn clipping_gives_burns_bits() {
         for n in [2, 5, 64, 768, 4096] {
@@ -182,7 +205,15 @@ mod tests {
                 .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.1)
                 .collect();
             let norm = g.iter().map(|x| x * x).sum::<f32>().sqrt();
-            for max in [0.5 * norm, 0.995 * norm, norm, 1.001 * norm, 2.0 * norm] {
+            for max in [
+                0.5 * norm,
+                0.995 * norm,
+                norm,
+                1.001 * norm,
+                1.0102 * norm,
+                1.02 * norm,
+                2.0 * norm,
+            ] {
                 let mut ours = g.clone();
                 clip(&mut ours, max);
                 let tensor = Tensor::<1>::from_data(TensorData::new(g.clone(), [n]), &Device::flex());
