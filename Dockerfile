@@ -30,6 +30,9 @@ WORKDIR /workbench
 COPY envs envs
 COPY experiments experiments
 COPY data/snapshots/sample.parquet data/snapshots/sample.manifest.json data/snapshots/
+# Compose's `work` volume takes the owner of the first image's /work that mounts it: Airflow's
+# user (uid 50000, group 0) in both images, so the DAG's tasks can write there.
+RUN mkdir /work && chown 50000:0 /work
 ENTRYPOINT ["contract-rl"]
 CMD ["run", "experiments/quickstart.toml"]
 
@@ -38,3 +41,6 @@ COPY --from=build /src/target/release/contract-rl /usr/local/bin/contract-rl
 COPY --chown=airflow envs /workbench/envs
 COPY --chown=airflow experiments /workbench/experiments
 COPY --chown=airflow data/snapshots/sample.parquet data/snapshots/sample.manifest.json /workbench/data/snapshots/
+USER root
+RUN mkdir /work && chown 50000:0 /work
+USER airflow

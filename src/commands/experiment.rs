@@ -16,8 +16,16 @@ use super::progress_bar;
 /// The build, for results manifests.
 const BUILD: Build = Build {
     version: env!("CARGO_PKG_VERSION"),
-    commit: option_env!("CONTRACT_RL_COMMIT"),
+    commit: non_empty(option_env!("CONTRACT_RL_COMMIT")),
 };
+
+/// `commit`, unless empty (a Docker build without its `COMMIT` argument sets the variable empty).
+const fn non_empty(commit: Option<&'static str>) -> Option<&'static str> {
+    match commit {
+        Some(c) if !c.is_empty() => Some(c),
+        _ => None,
+    }
+}
 
 /// `run`: every (agent, seed) in parallel (or a shard's), then the results folder and the
 /// summary (or the shard folder).
@@ -45,12 +53,13 @@ pub fn run(
     let results = experiment.run(&DqnAgents, &options, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     if let Some(shard) = shard {
-        write_shard(&out, &loaded, config, snapshot, shard, &results)?;
+        let runs = results.runs.len();
+        write_shard(&out, &loaded, config, snapshot, shard, results)?;
         println!(
             "shard {}/{}: {} runs in {}",
             shard.index + 1,
             shard.count,
-            results.runs.len(),
+            runs,
             out.display()
         );
         return Ok(ExitCode::SUCCESS);

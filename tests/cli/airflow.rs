@@ -2,35 +2,17 @@
 //! (`airflow dags test`, from the virtual environment `scripts/readers` makes) against the real
 //! Kafka and Cassandra `scripts/test` starts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use contract_rl_parquet::table::Table;
 
-use crate::{isolated_pipeline, support};
-
-/// `airflow`: `CONTRACT_RL_AIRFLOW` (set by `scripts/test`), else the virtual environment
-/// `scripts/readers` makes. The test fails when it is missing.
-fn airflow() -> PathBuf {
-    let airflow = std::env::var_os("CONTRACT_RL_AIRFLOW").map_or_else(
-        || {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            Path::new(&home).join(".cache/contract-rl/venv-airflow/bin/airflow")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        airflow.exists(),
-        "{} is missing: run `eval \"$(scripts/readers)\"` first (scripts/test does)",
-        airflow.display()
-    );
-    airflow
-}
+use crate::{isolated_pipeline, support, venv_program};
 
 /// `airflow args...` with its own home (metadata database, logs) in `home` and the repository's
 /// DAGs.
 fn run_airflow(home: &Path, args: &[&str]) -> Output {
-    Command::new(airflow())
+    Command::new(venv_program("CONTRACT_RL_AIRFLOW", "venv-airflow/bin/airflow"))
         .args(args)
         .env("AIRFLOW_HOME", home)
         .env(
@@ -103,10 +85,55 @@ fn airflow_runs_the_dag_from_ingest_to_the_power_bi_export() {
     let recommendations = Table::read(&results.join("powerbi/fact_recommendations.parquet")).unwrap();
     assert_eq!(recommendations.frame.height(), 6 * 10 * 50 * 100);
 
-    // A task whose command fails fails the run (after its retries), and nothing after it runs.
+    // A task whose command fails fails the run (after its retries), and nothing after it runs:
+    // the shards fail on the missing experiment; merge, compare and export never start.
     let failed_work = dir.path().join("failed");
     let run = dags_test("experiments/missing.toml", &failed_work);
     assert!(!run.status.success(), "{}", log(&run));
     assert!(failed_work.join("snapshot.parquet").is_file());
+    let failed_runs = json(&run_airflow(
+        &home,
+        &[
+            "dags",
+            "list-runs",
+            "contract_pipeline",
+            "--state",
+            "failed",
+            "-o",
+            "json",
+        ],
+    ));
+    let run_id = failed_runs[0]["run_id"].as_str().expect("the failed run's id");
+    let states = json(&run_airflow(
+        &home,
+        &["tasks", "states-for-dag-run", "contract_pipeline", run_id, "-o", "json"],
+    ));
+    let states_of = |task: &str| -> Vec<String> {
+        states
+            .as_array()
+            .expect("task instances")
+            .iter()
+            .filter(|t| t["task_id"] == task)
+            .map(|t| t["state"].as_str().unwrap_or("none").to_owned())
+            .collect()
+    };
+    assert_eq!(states_of("check_snapshot"), ["success"], "{states}");
+    assert!(
+        !states_of("run_shard").is_empty() && states_of("run_shard").iter().all(|s| s == "failed"),
+        "{states}"
+    );
+    for task in ["merge", "compare", "export_powerbi"] {
+        assert_eq!(states_of(task), ["upstream_failed"], "{task}: {states}");
+    }
     assert!(!failed_work.join("results/merged").exists());
+}
+
+/// The JSON an `airflow ... -o json` command printed (after any log lines).
+fn json(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "{}", log(output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no JSON line in {}", log(output)))
 }

@@ -38,19 +38,25 @@ fn contract_rl_in(dir: &Path, args: &[&str]) -> Output {
 /// The Python with pyarrow and DuckDB: `CONTRACT_RL_PYTHON` (set by `scripts/test`), else the
 /// virtual environment `scripts/readers` makes. A test that needs it fails when it is missing.
 fn readers_python() -> std::path::PathBuf {
-    let python = std::env::var_os("CONTRACT_RL_PYTHON").map_or_else(
+    venv_program("CONTRACT_RL_PYTHON", "venv-readers/bin/python")
+}
+
+/// A program of a virtual environment `scripts/readers` makes: the variable `var` (set by
+/// `scripts/test`), else `relative` in `~/.cache/contract-rl`. The test fails when it is missing.
+fn venv_program(var: &str, relative: &str) -> std::path::PathBuf {
+    let program = std::env::var_os(var).map_or_else(
         || {
             let home = std::env::var_os("HOME").expect("HOME is set");
-            Path::new(&home).join(".cache/contract-rl/venv-readers/bin/python")
+            Path::new(&home).join(".cache/contract-rl").join(relative)
         },
         std::path::PathBuf::from,
     );
     assert!(
-        python.exists(),
+        program.exists(),
         "{} is missing: run `eval \"$(scripts/readers)\"` first (scripts/test does)",
-        python.display()
+        program.display()
     );
-    python
+    program
 }
 
 /// Runs the outside reader `tests/readers/<script>` with `args` under [`readers_python`] and

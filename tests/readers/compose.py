@@ -65,6 +65,14 @@ for stage in ["runtime", "airflow"]:
     body = dockerfile.split(f" AS {stage}")[1].split("\nFROM ")[0]
     for path in ["envs", "experiments", "data/snapshots/sample.parquet", "/src/target/release/contract-rl"]:
         check(path in body, f"the {stage} stage lacks {path}")
+    check("chown 50000:0 /work" in body, f"the {stage} stage does not give /work to Airflow's user")
+# .dockerignore leaves out nothing any stage copies from the context.
+ignored = [l.strip().rstrip("/") for l in (REPO / ".dockerignore").read_text().splitlines()
+           if l.strip() and not l.startswith("#")]
+sources = [p for line in re.findall(r"^COPY (?!--from)(?:--\S+ )*(.+)$", dockerfile, re.M) for p in line.split()[:-1]]
+for source in sources:
+    check(not any(source == i or source.startswith(i + "/") for i in ignored),
+          f".dockerignore {ignored} leaves out {source}, which the Dockerfile copies")
 
 # The DAG's defaults are the project's.
 tree = ast.parse((REPO / "orchestration/airflow/dags/contract_pipeline.py").read_text())

@@ -94,7 +94,7 @@ pub fn write_shard(
     config: &Path,
     snapshot: Option<&Path>,
     shard: Shard,
-    results: &Results,
+    results: Results,
 ) -> Result<(), ShardError> {
     let file = ShardFile {
         config: config.to_owned(),
@@ -102,7 +102,7 @@ pub fn write_shard(
         config_sha256: loaded.config_sha256(),
         snapshot_sha256: loaded.snapshot.sha256.clone(),
         shard,
-        results: results.clone(),
+        results,
     };
     let path = out.join(SHARD_FILE);
     let io = |source| ResultsError::Io {
@@ -158,10 +158,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, factory: &dyn AgentFactory, build: Bu
         return Err(ShardError::Incomplete { given, count });
     }
     let loaded = LoadedExperiment::load(&first.config, first.snapshot.as_deref(), factory)?;
-    if loaded.config_sha256() != first.config_sha256 {
+    let now = loaded.config_sha256();
+    if now != first.config_sha256 {
         return Err(ShardError::Changed {
             config: first.config.clone(),
-            now: loaded.config_sha256(),
+            now,
             then: first.config_sha256.clone(),
         });
     }

@@ -10,8 +10,11 @@ shard tasks on different workers. Every task is safe to retry:
   user_id (an upsert), so Cassandra ends with each user once;
 - sink: offsets are committed only after the rows are written, so a retry resumes where the
   failed attempt stopped and rewrites at most what it had not committed (upserts again);
-- snapshot, check, run, merge, compare, export: each writes only its own files, from inputs
-  that do not change, and a rerun overwrites them with the same content.
+- snapshot, check, run, merge, compare, export: each writes only its own files and a rerun
+  overwrites them. From the same snapshot the shards, merge, compare and export write the same
+  tables again (manifest timings and `charts/SPS` aside). A rerun of `snapshot` reads the table
+  as it is then, with any users other runs added to a shared keyspace; `merge` refuses shards
+  run on a snapshot rewritten since (its SHA-256 is in each shard).
 """
 
 from __future__ import annotations
