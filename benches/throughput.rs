@@ -1,7 +1,8 @@
 //! Criterion medians of the workloads in `src/workloads.rs` (shared with `contract-rl bench rl`):
-//! single-thread env steps of both envs on the sample snapshot, tabular Q-learning and DQN
-//! training, a DQN gradient step, replay sampling, the bid-price solve, a snapshot load, the
-//! statistics of a 6-agent × 10-seed comparison and a Power BI export. Targets and figures:
+//! single-thread env steps of both envs on the sample snapshot, tabular Q-learning, DQN training
+//! (one run, and ten on both cores) and a DQN gradient step with either learner, replay sampling,
+//! the bid-price solve, a snapshot load, the statistics of a 6-agent × 10-seed comparison and a
+//! Power BI export. Targets and figures:
 //! BENCHMARKS.md.
 
 #[path = "../src/workloads.rs"]

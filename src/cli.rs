@@ -208,8 +208,8 @@ pub enum ExportCommand {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// The RL side's headline speeds (env steps, learners, replay, snapshot load, statistics,
-    /// export) in a few seconds: medians of a few runs, single thread but for the snapshot load
-    /// and the export. Criterion's full suite:
+    /// export) in a few seconds: medians of a few runs, single thread but for the snapshot load,
+    /// the export and DQN's ten runs at once. Criterion's full suite:
     /// `cargo bench --bench throughput`.
     Rl {
         /// The repository checkout whose envs, experiments and sample snapshot to use.

@@ -339,8 +339,9 @@ mod tests {
 
     /// The ndarray learner sums in burn's order, so either learner gives the same bits: checked
     /// on Q-values after 1,000 gradient steps, for one and two hidden layers, squared error and
-    /// Huber, hard and Polyak targets, gradients clipped sometimes, always or never, odd layer
-    /// sizes, minibatches of 64, 48 and 30 (1/48 is inexact: the loss gradient's order shows).
+    /// Huber, hard and Polyak targets, max norms from 0.01 to 10, odd layer sizes and the
+    /// bounds of `DqnLearner`'s conditions (a 256-unit layer, minibatches of 256; of 48 and 30
+    /// too: 1/48 is inexact, so the loss gradient's order shows).
     #[test]
     fn the_ndarray_learner_trains_bit_for_bit_as_burn_does() {
         let model = trivial_model();
@@ -360,6 +361,7 @@ mod tests {
             (vec![64, 64], Some(0.3), 1.0, 0.5, 48),
             (vec![32, 32], None, 0.05, 0.5, 48),
             (vec![37, 100], Some(0.3), 0.05, 0.5, 30),
+            (vec![256, 64], None, 1.0, 0.5, 256),
         ] {
             let with = |learner| DqnConfig {
                 learner,
@@ -385,8 +387,8 @@ mod tests {
         }
     }
 
-    /// Acting reads one observation at a time without gemm; its Q-values are the minibatch
-    /// forward pass's bits, so runs act as they did when acting used gemm.
+    /// Acting reads one observation at a time without `matrixmultiply`; its Q-values are the
+    /// minibatch forward pass's bits, so runs act as they did when acting called it.
     #[test]
     fn one_observation_gets_the_bits_of_its_row_in_a_minibatch() {
         let model = trivial_model();
@@ -394,7 +396,7 @@ mod tests {
         let observations: Vec<Observation> = (0..64).map(|_| env.reset(None).0).collect();
         let rows: Vec<f32> = observations.iter().flat_map(|o| o.dense().to_vec()).collect();
         let minibatch = ArrayView2::from_shape((64, model.dense_len()), &rows).unwrap();
-        // 300 hidden units: longer than one chain of gemm's, so acting takes gemm's way there.
+        // 300 hidden units: longer than one of matrixmultiply's chains, so acting calls it there.
         for hidden in [vec![64, 64], vec![300, 16]] {
             let config = DqnConfig {
                 hidden: hidden.clone(),

@@ -10,10 +10,10 @@ use rand::RngExt;
 /// blocks' chains.
 const GEMM_DEPTH_BLOCK: usize = 256;
 
-/// `h = x · w + b` for a one-row `x` (acting, at every env step) without gemm's packing of all
-/// of `w`, giving gemm's bits: where the CPU has AVX2 and FMA, `matrixmultiply` computes each
-/// entry as one chain of fused multiply-adds over up to [`GEMM_DEPTH_BLOCK`] inputs in order,
-/// from zero, and so does [`one_row_fma`]; elsewhere this is the gemm call.
+/// `h = x · w + b` for a one-row `x` (acting, at every env step) without `matrixmultiply`'s
+/// packing of all of `w`, giving its bits: where the CPU has AVX2 and FMA, `matrixmultiply`
+/// computes each entry as one chain of fused multiply-adds over up to [`GEMM_DEPTH_BLOCK`]
+/// inputs in order, from zero, and so does [`one_row_fma`]; elsewhere this calls it.
 fn one_row(x: ArrayView2<f32>, w: &Array2<f32>, b: &Array1<f32>, h: &mut Array2<f32>) {
     #[cfg(target_arch = "x86_64")]
     if x.ncols() <= GEMM_DEPTH_BLOCK

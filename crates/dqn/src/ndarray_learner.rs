@@ -16,12 +16,12 @@ use crate::dqn::Learner;
 use crate::mlp::Mlp;
 use crate::replay::Batch;
 
-/// Clips the gradient `g` to norm `max` as burn's `GradientClipping::Norm` does. burn sums the
-/// squares with its SIMD kernel, whose order follows the CPU's vector width, so a norm that may
-/// reach `max` is left to burn itself. A norm clearly below `max` by an 8-lane sum leaves `g` as
-/// it is, as burn would (its factor is then exactly 1); either sum of n squares is within
-/// n·2⁻²⁴ of the true one relatively, under 1% up to 10⁵ entries, and larger tensors always go
-/// to burn.
+/// Clips the gradient `g` to norm `max` as burn's `GradientClipping::Norm` does. burn's factor
+/// is a reciprocal times `max`, and its sum of squares follows how burn-flex is built (in order
+/// here; in lanes of the CPU's vector width with its `simd` feature), so a norm that may reach
+/// `max` is left to burn itself. A norm clearly below `max` by an 8-lane sum leaves `g` as it
+/// is, as burn would (its factor is then exactly 1); either sum of n squares is within n·2⁻²⁴
+/// of the true one relatively, under 1% up to 10⁵ entries, and larger tensors always go to burn.
 fn clip(g: &mut [f32], max: f32) {
     let mut lanes = [0.0f32; 8];
     let chunks = g.chunks_exact(8);

@@ -10,9 +10,10 @@ use super::InvalidHyperparameter;
 /// The two give the same bits on x86-64 CPUs with AVX2 and FMA when every layer has at most
 /// 256 units (inputs and actions included) and minibatches hold 2 to 256 transitions: there,
 /// `matrixmultiply` and burn's `gemm` both compute each product entry as one in-order chain of
-/// fused multiply-adds (tests check sizes in that range on the machine they run on). Elsewhere
-/// (a minibatch of 1 goes through burn's matrix-vector kernel, longer chains are blocked
-/// differently, CPUs without FMA) they agree to float rounding.
+/// fused multiply-adds (tests check sizes in that range and at its bounds on the machine they run
+/// on). Elsewhere (a minibatch of 1 goes through burn's matrix-vector kernel, longer chains are
+/// blocked differently, CPUs without FMA) they agree to float rounding. The loss diagnostic
+/// matches too while burn-flex sums in order, as it is built here (without its `simd` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
 pub enum DqnLearner {
