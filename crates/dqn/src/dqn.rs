@@ -52,12 +52,16 @@ const MASKED: f32 = -1e9;
 
 /// The masked max (or, with `chooser`, the value under `values` of the chooser's masked argmax)
 /// of each row.
-fn masked_bootstrap(values: &Array2<f32>, chooser: Option<&Array2<f32>>, masks: &[u16]) -> Vec<f32> {
+fn masked_bootstrap<'a>(
+    values: &'a Array2<f32>,
+    chooser: Option<&'a Array2<f32>>,
+    masks: &'a [u16],
+) -> impl Iterator<Item = f32> + 'a {
     values
         .axis_iter(Axis(0))
         .zip(masks)
         .enumerate()
-        .map(|(row, (v, mask))| {
+        .map(move |(row, (v, mask))| {
             let mask = ActionMask(*mask);
             let pick = match chooser {
                 Some(c) => argmax_by(mask.iter(), |a| f64::from(c[[row, a]])),
@@ -65,14 +69,13 @@ fn masked_bootstrap(values: &Array2<f32>, chooser: Option<&Array2<f32>>, masks: 
             };
             pick.map_or(MASKED, |a| v[a])
         })
-        .collect()
 }
 
 /// The file extension of DQN checkpoints (burn's burnpack).
 pub const CHECKPOINT_EXTENSION: &str = "bpk";
 
 /// One observation's dense vector as a one-row matrix.
-fn one_row(obs: &Observation) -> ArrayView2<'_, f32> {
+fn as_row(obs: &Observation) -> ArrayView2<'_, f32> {
     let dense = obs.dense();
     ArrayView2::from_shape((1, dense.len()), dense).expect("one row")
 }
@@ -129,18 +132,18 @@ impl Dqn {
 
     /// Q-values of the online network for one observation.
     pub fn q_values(&self, obs: &Observation) -> Vec<f32> {
-        self.learner.mlp().forward(one_row(obs)).into_raw_vec_and_offset().0
+        self.learner.mlp().forward(as_row(obs)).into_raw_vec_and_offset().0
     }
 
     /// The valid action of highest Q.
     fn greedy(&mut self, obs: &Observation) -> usize {
-        let q = self.learner.mlp().forward_into(one_row(obs), &mut self.acting);
+        let q = self.learner.mlp().forward_into(as_row(obs), &mut self.acting);
         masked_argmax(obs, |a| f64::from(q[[0, a]])).expect("a valid action")
     }
 
     /// Q-values of the target network for one observation.
     pub fn target_q_values(&self, obs: &Observation) -> Vec<f32> {
-        self.target.forward(one_row(obs)).into_raw_vec_and_offset().0
+        self.target.forward(as_row(obs)).into_raw_vec_and_offset().0
     }
 
     /// Saves the online network with burn's recorder (burnpack), whichever learner trained it.
@@ -170,10 +173,11 @@ impl Dqn {
             .double_dqn
             .then(|| self.learner.mlp().forward_into(next, chooser_outputs));
         let bootstrap = masked_bootstrap(target_values, chooser, &self.batch.next_masks);
+        let batch = &self.batch;
         self.targets.clear();
-        self.targets.extend((0..b).map(|i| {
-            let r = self.batch.rewards[i] * c.reward_scale;
-            r + c.gamma as f32 * (1.0 - self.batch.terminated[i]) * bootstrap[i]
+        self.targets.extend(bootstrap.enumerate().map(|(i, next)| {
+            let r = batch.rewards[i] * c.reward_scale;
+            r + c.gamma as f32 * (1.0 - batch.terminated[i]) * next
         }));
         // Forward, loss, backward, optimiser step.
         let (loss, q_mean) = self.learner.train(&self.batch, &self.targets, c);
@@ -432,10 +436,13 @@ mod tests {
     #[test]
     fn the_bootstrap_ignores_masked_actions() {
         let values = Array2::from_shape_vec((2, 3), vec![1.0, 9.0, 2.0, 5.0, 4.0, 3.0]).unwrap();
-        assert_eq!(masked_bootstrap(&values, None, &[0b101, 0b110]), vec![2.0, 4.0]);
+        assert_eq!(
+            masked_bootstrap(&values, None, &[0b101, 0b110]).collect::<Vec<_>>(),
+            vec![2.0, 4.0]
+        );
         let chooser = Array2::from_shape_vec((2, 3), vec![0.0, 0.0, 1.0, 0.0, 0.0, 7.0]).unwrap();
         assert_eq!(
-            masked_bootstrap(&values, Some(&chooser), &[0b011, 0b110]),
+            masked_bootstrap(&values, Some(&chooser), &[0b011, 0b110]).collect::<Vec<_>>(),
             vec![1.0, 3.0]
         );
     }
