@@ -21,12 +21,12 @@ pub fn bench_rl(root: &Path) -> anyhow::Result<ExitCode> {
         root: root.to_owned(),
         scratch: scratch("bench-rl"),
     };
-    println!("{:<34} {:>14} {:>26}", "workload", "median per run", "rate");
+    println!("{:<38} {:>14} {:>26}", "workload", "median per run", "rate");
     for mut workload in workloads(&inputs).into_iter().filter(|w| w.headline) {
         let runs = if workload.slow { SLOW_RUNS } else { RUNS };
         let seconds = median_seconds(&mut workload, runs);
         println!(
-            "{:<34} {:>14} {:>26}",
+            "{:<38} {:>14} {:>26}",
             workload.name,
             duration(seconds),
             format!("{} {}/s", si(workload.per_run as f64 / seconds), workload.unit),

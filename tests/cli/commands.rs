@@ -293,6 +293,7 @@ fn bench_rl_prints_every_headline_rate() {
         ("env/step_batched_64", "env steps/s"),
         ("lifetime_env/step", "env steps/s"),
         ("q_learning/train_step", "env steps/s"),
+        ("q_learning/train_step_10_seeds_batched", "env steps/s"),
         ("dqn/gradient_step_batch64", "gradient steps/s"),
         ("dqn/gradient_step_batch64_burn", "gradient steps/s"),
         ("dqn/train_env_step", "env steps/s"),

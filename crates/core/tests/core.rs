@@ -11,10 +11,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use contract_rl_core::agents::{
-    Agent, AgentRng, BestSingleContract, CoreAgents, HindsightOracle, MyopicOracle, OnlineOracle, RandomAgent,
+    Agent, AgentRng, BestSingleContract, CoreAgents, HindsightOracle, MyopicOracle, OnlineOracle, QLearning,
+    QLearningConfig, RandomAgent,
 };
-use contract_rl_core::env::{ContractChoiceBatch, ContractChoiceEnv, EnvConfig, Split, check_env, features::bucket};
-use contract_rl_core::experiment::{EpisodeStats, Experiment, ExperimentError, RunOptions, evaluate, offer_mix};
+use contract_rl_core::env::lifetime::{CustomerLifetimeEnv, LifetimeConfig, LifetimeModel};
+use contract_rl_core::env::{
+    ContractChoiceBatch, ContractChoiceEnv, EnvConfig, Split, Step, SyncVectorEnv, VectorEnv, check_env,
+    features::bucket,
+};
+use contract_rl_core::experiment::{
+    EpisodeStats, Experiment, ExperimentError, Mode, RunOptions, evaluate, offer_mix, play_episode, train_q_learners,
+};
 use rand::SeedableRng;
 use toml::Value;
 
@@ -72,6 +79,25 @@ fn two_envs_with_the_same_seed_roll_out_identically_and_another_seed_differs() {
     assert_ne!(rollout(11), rollout(12));
 }
 
+/// Campaign `i`'s last step as `vector` reports it, and as the single env's `step` does: rewards'
+/// bits and flags.
+fn last_steps(vector: &dyn VectorEnv, i: usize, step: &Step) -> [(u64, u64, bool, bool); 2] {
+    [
+        (
+            vector.rewards()[i].to_bits(),
+            vector.expected_rewards()[i].to_bits(),
+            vector.accepted()[i],
+            vector.terminated()[i],
+        ),
+        (
+            step.reward.to_bits(),
+            step.info.expected_reward.to_bits(),
+            step.info.accepted,
+            step.terminated,
+        ),
+    ]
+}
+
 #[test]
 fn each_campaign_of_the_batched_env_follows_the_single_env_with_its_seed() {
     // The default env (one quota), and one with three quotas, one of them zero.
@@ -104,22 +130,126 @@ fn each_campaign_of_the_batched_env_follows_the_single_env_with_its_seed() {
             batch.step(&actions).unwrap();
             for (i, env) in singles.iter_mut().enumerate() {
                 let step = env.step(actions[i]).unwrap();
-                let here = (
-                    batch.rewards()[i].to_bits(),
-                    batch.expected_rewards()[i].to_bits(),
-                    batch.accepted()[i],
-                    batch.terminated()[i],
-                );
-                let single = (
-                    step.reward.to_bits(),
-                    step.info.expected_reward.to_bits(),
-                    step.info.accepted,
-                    step.terminated,
-                );
+                let [here, single] = last_steps(&batch, i, &step);
                 assert_eq!(here, single, "{split:?} campaign {i}, round {round}");
                 obs[i] = if step.terminated { env.reset(None).0 } else { step.obs };
             }
         }
+        let mut dense = vec![0.0; seeds.len() * model.dense_len()];
+        batch.write_dense(&mut dense);
+        for (i, row) in dense.chunks_exact(model.dense_len()).enumerate() {
+            assert_eq!(row, obs[i].dense(), "{split:?} campaign {i}");
+        }
+    }
+}
+
+fn lifetime_model() -> Arc<LifetimeModel> {
+    let config = LifetimeConfig::load(&support::repo("envs/customer-lifetime.toml")).unwrap();
+    Arc::new(LifetimeModel::build(config, &support::sample_records()).unwrap())
+}
+
+#[test]
+fn each_campaign_of_a_sync_vector_env_follows_its_single_lifetime_env() {
+    let model = lifetime_model();
+    let seeds = [5, 6, 7];
+    let single = |s| CustomerLifetimeEnv::new(Arc::clone(&model), Split::Train, s);
+    let mut vector = SyncVectorEnv::new(seeds.map(single).to_vec());
+    let mut singles = seeds.map(single);
+    vector.reset();
+    let mut obs = singles.each_mut().map(|env| env.reset(None).0);
+    let (mut ends, mut round) = ([0; 3], 0);
+    // Until every campaign has ended once and started again.
+    while ends.contains(&0) {
+        let actions: Vec<usize> = obs
+            .iter()
+            .map(|o| o.mask.nth(round % o.mask.count() as usize).unwrap())
+            .collect();
+        vector.step(&actions).unwrap();
+        for (i, env) in singles.iter_mut().enumerate() {
+            let step = env.step(actions[i]).unwrap();
+            let [here, single] = last_steps(&vector, i, &step);
+            assert_eq!(here, single, "campaign {i}, round {round}");
+            ends[i] += u32::from(step.terminated);
+            obs[i] = if step.terminated { env.reset(None).0 } else { step.obs };
+            assert_eq!(vector.observation(i), obs[i], "campaign {i}, round {round}");
+            assert_eq!(
+                (vector.users()[i], vector.states()[i], vector.masks()[i]),
+                (obs[i].user, obs[i].state, obs[i].mask)
+            );
+        }
+        round += 1;
+    }
+    let mut dense = vec![0.0; seeds.len() * obs[0].dense().len()];
+    vector.write_dense(&mut dense);
+    assert_eq!(dense, obs.iter().flat_map(|o| o.dense().to_vec()).collect::<Vec<_>>());
+    let actions = vec![0; seeds.len()];
+    let mut refused = actions.clone();
+    refused[1] = 15;
+    assert!(vector.step(&refused).is_err());
+    vector.step(&actions).unwrap();
+}
+
+#[test]
+fn a_q_sweep_on_a_vector_env_learns_bit_for_bit_what_single_env_training_learns() {
+    // Plain and Double Q, on both env kinds.
+    let agent = |i: usize, n_states, n_actions| {
+        let config = QLearningConfig {
+            double_q: i % 2 == 1,
+            ..QLearningConfig::default()
+        };
+        QLearning::new(config, n_states, n_actions, 2_000)
+    };
+    let tables = |agents: &[QLearning], n_states: usize| -> Vec<Vec<u64>> {
+        agents
+            .iter()
+            .map(|a| {
+                (0..n_states as u32)
+                    .flat_map(|s| a.q_values(s).iter().map(|q| q.to_bits()))
+                    .collect()
+            })
+            .collect()
+    };
+    let rngs = |n: usize| {
+        (0..n as u64)
+            .map(|i| AgentRng::seed_from_u64(40 + i))
+            .collect::<Vec<_>>()
+    };
+    let seeds = [11, 12, 13, 14];
+
+    // Contract choice: 3 campaigns of 100 users per learner.
+    let model = support::sample_model();
+    let (n_states, n_actions) = (model.n_states(), model.n_actions());
+    let mut single: Vec<QLearning> = (0..4).map(|i| agent(i, n_states, n_actions)).collect();
+    for ((learner, rng), seed) in single.iter_mut().zip(&mut rngs(4)).zip(seeds) {
+        let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Train, seed);
+        for _ in 0..3 {
+            play_episode(&mut env, learner, rng, None, Mode::Train);
+        }
+    }
+    let mut swept: Vec<QLearning> = (0..4).map(|i| agent(i, n_states, n_actions)).collect();
+    let mut batch = ContractChoiceBatch::new(Arc::clone(&model), Split::Train, &seeds);
+    train_q_learners(&mut batch, &mut swept, &mut rngs(4), 300);
+    assert_eq!(tables(&swept, n_states), tables(&single, n_states));
+    assert_ne!(tables(&swept, n_states)[0], tables(&swept, n_states)[2], "seeds differ");
+
+    // Customer lifetime (campaigns of different lengths: one learner per vector env).
+    let model = lifetime_model();
+    let (n_states, n_actions) = (model.n_states(), model.n_actions());
+    for (i, seed) in seeds.into_iter().enumerate() {
+        let mut env = CustomerLifetimeEnv::new(Arc::clone(&model), Split::Train, seed);
+        let (mut learner, mut rng) = (agent(i, n_states, n_actions), AgentRng::seed_from_u64(i as u64));
+        let steps: u32 = (0..2)
+            .map(|_| play_episode(&mut env, &mut learner, &mut rng, None, Mode::Train).length)
+            .sum();
+        let mut swept = [agent(i, n_states, n_actions)];
+        let mut vector = SyncVectorEnv::new(vec![CustomerLifetimeEnv::new(Arc::clone(&model), Split::Train, seed)]);
+        train_q_learners(
+            &mut vector,
+            &mut swept,
+            &mut [AgentRng::seed_from_u64(i as u64)],
+            steps.into(),
+        );
+        assert_eq!(tables(&swept, n_states), tables(&[learner], n_states), "seed {seed}");
     }
 }
 

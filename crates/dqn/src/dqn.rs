@@ -192,7 +192,7 @@ impl Dqn {
 impl Agent for Dqn {
     fn act(&mut self, obs: &Observation, rng: &mut AgentRng) -> usize {
         let (schedule, steps) = (self.schedule, self.steps);
-        schedule.act(steps, obs, rng, || self.greedy(obs))
+        schedule.act(steps, obs.mask, rng, || self.greedy(obs))
     }
 
     fn act_greedy(&mut self, obs: &Observation, _rng: &mut AgentRng) -> usize {

@@ -25,7 +25,7 @@ pub use online_oracle::OnlineOracle;
 pub use oracles::{HindsightOracle, MyopicOracle, optimal_assignment};
 pub use q_learning::{QLearning, QLearningConfig, StepSize};
 
-use crate::env::{EnvKind, Observation, ResetInfo};
+use crate::env::{ActionMask, EnvKind, Observation, ResetInfo};
 
 /// The random generator every agent draws from.
 pub type AgentRng = rand_chacha::ChaCha8Rng;
@@ -380,14 +380,13 @@ impl EpsilonSchedule {
         }
     }
 
-    /// ε-greedy over the valid actions: uniform with probability ε after `step` steps,
+    /// ε-greedy over the actions of `mask`: uniform with probability ε after `step` steps,
     /// `greedy()` otherwise.
     #[inline]
-    pub fn act(&self, step: u64, obs: &Observation, rng: &mut AgentRng, greedy: impl FnOnce() -> usize) -> usize {
+    pub fn act(&self, step: u64, mask: ActionMask, rng: &mut AgentRng, greedy: impl FnOnce() -> usize) -> usize {
         use rand::RngExt;
         if rng.random::<f64>() < self.at(step) {
-            obs.mask
-                .nth(rng.random_range(0..obs.mask.count() as usize))
+            mask.nth(rng.random_range(0..mask.count() as usize))
                 .expect("a valid action")
         } else {
             greedy()

@@ -9,9 +9,9 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Agent, AgentRng, Diagnostics, DiagnosticsSums, EpsilonSchedule, InvalidHyperparameter, Transition, masked_argmax,
+    Agent, AgentRng, Diagnostics, DiagnosticsSums, EpsilonSchedule, InvalidHyperparameter, Transition, argmax_by,
 };
-use crate::env::Observation;
+use crate::env::{ActionMask, Observation};
 
 /// Hyperparameters of tabular Q-learning; every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,24 +156,34 @@ impl QLearning {
     }
 }
 
-impl Agent for QLearning {
+impl QLearning {
+    /// ε-greedy in `state` among the actions of `mask`: [`Agent::act`] without an observation,
+    /// for learners fed from a [`VectorEnv`](crate::env::VectorEnv).
     #[inline]
-    fn act(&mut self, obs: &Observation, rng: &mut AgentRng) -> usize {
-        self.schedule.act(self.steps, obs, rng, || {
-            masked_argmax(obs, |a| self.value(obs.state, a)).expect("a valid action")
-        })
+    pub fn act_in(&mut self, state: u32, mask: ActionMask, rng: &mut AgentRng) -> usize {
+        self.schedule.act(self.steps, mask, rng, || self.greedy(state, mask))
     }
 
     #[inline]
-    fn act_greedy(&mut self, obs: &Observation, _rng: &mut AgentRng) -> usize {
-        masked_argmax(obs, |a| self.value(obs.state, a)).expect("a valid action")
+    fn greedy(&self, state: u32, mask: ActionMask) -> usize {
+        argmax_by(mask.iter(), |a| self.value(state, a)).expect("a valid action")
     }
 
+    /// Learns from taking `action` in `state` for `reward`: [`Agent::observe`] without
+    /// observations. `next` is the next state and the actions it allows, `None` when the campaign
+    /// ended (no bootstrap).
     #[inline]
-    fn observe(&mut self, t: &Transition, rng: &mut AgentRng) {
+    pub fn learn(
+        &mut self,
+        state: u32,
+        action: usize,
+        reward: f64,
+        next: Option<(u32, ActionMask)>,
+        rng: &mut AgentRng,
+    ) {
         self.steps += 1;
         let k = self.n_actions;
-        let i = t.obs.state as usize * k + t.action;
+        let i = state as usize * k + action;
         // Which table learns, and which one evaluates the bootstrap action.
         let swap = !self.q2.is_empty() && rng.random_bool(0.5);
         let (learner, evaluator) = match (swap, self.q2.is_empty()) {
@@ -181,14 +191,12 @@ impl Agent for QLearning {
             (false, false) => (&mut self.q, Some(&self.q2)),
             (true, false) => (&mut self.q2, Some(&self.q)),
         };
-        let bootstrap = if t.terminated {
-            0.0
-        } else {
-            let next = t.next_obs.state as usize * k;
-            let best = masked_argmax(&t.next_obs, |a| learner[next + a]);
+        let bootstrap = next.map_or(0.0, |(next, mask)| {
+            let next = next as usize * k;
+            let best = argmax_by(mask.iter(), |a| learner[next + a]);
             best.map_or(0.0, |a| evaluator.map_or(learner[next + a], |e| e[next + a]))
-        };
-        let target = t.reward + self.config.gamma * bootstrap;
+        });
+        let target = reward + self.config.gamma * bootstrap;
         self.visits[i] = self.visits[i].saturating_add(1);
         let alpha = match self.config.step_size {
             StepSize::Constant { alpha } => alpha,
@@ -197,6 +205,24 @@ impl Agent for QLearning {
         let td = target - learner[i];
         self.sums.add(td * td, learner[i]);
         learner[i] += alpha * td;
+    }
+}
+
+impl Agent for QLearning {
+    #[inline]
+    fn act(&mut self, obs: &Observation, rng: &mut AgentRng) -> usize {
+        self.act_in(obs.state, obs.mask, rng)
+    }
+
+    #[inline]
+    fn act_greedy(&mut self, obs: &Observation, _rng: &mut AgentRng) -> usize {
+        self.greedy(obs.state, obs.mask)
+    }
+
+    #[inline]
+    fn observe(&mut self, t: &Transition, rng: &mut AgentRng) {
+        let next = (!t.terminated).then_some((t.next_obs.state, t.next_obs.mask));
+        self.learn(t.obs.state, t.action, t.reward, next, rng);
     }
 
     fn diagnostics(&mut self) -> Option<Diagnostics> {
@@ -207,7 +233,7 @@ impl Agent for QLearning {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::{ActionMask, MAX_CONTRACTS};
+    use crate::env::MAX_CONTRACTS;
     use rand::SeedableRng;
 
     fn obs(state: u32, mask: u16) -> Observation {

@@ -1,7 +1,8 @@
 //! The envs: contract choice (its file format [`EnvConfig`], the env with Gymnasium semantics,
-//! the checker), customer lifetime ([`lifetime`]), the user features they share, and what the
-//! rollout loop needs of any kind ([`Env`], [`EnvKind`]). Envs know records, never Kafka or
-//! Parquet: the caller reads the snapshot and hands over its records.
+//! the checker), customer lifetime ([`lifetime`]), the user features they share, what the
+//! rollout loop needs of any kind ([`Env`], [`EnvKind`]), and many campaigns stepped by one call
+//! ([`VectorEnv`]). Envs know records, never Kafka or Parquet: the caller reads the snapshot and
+//! hands over its records.
 
 mod checker;
 mod config;
@@ -9,6 +10,7 @@ mod contract_choice;
 pub mod features;
 mod kind;
 pub mod lifetime;
+mod vector;
 
 pub use checker::{Check, check_env};
 pub use config::{
@@ -19,3 +21,4 @@ pub use contract_choice::{
     StepInfo, split_of,
 };
 pub use kind::{Env, EnvFile, EnvKind, Spaces, bands};
+pub use vector::{Outputs, SyncVectorEnv, VectorEnv};

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 pub use config::{Budget, DiagnosticsSchedule, Evaluation, ExperimentConfig};
 pub use references::{ReferenceReturns, Score, labels, labels_of};
-pub use rollout::{EpisodeStats, Mode, Trace, evaluate, evaluate_traced, play_episode};
+pub use rollout::{EpisodeStats, Mode, Trace, evaluate, evaluate_traced, play_episode, train_q_learners};
 
 use crate::agents::{Agent, AgentConfig, AgentError, AgentFactory, AgentRng, Diagnostics};
 use crate::config::ConfigError;

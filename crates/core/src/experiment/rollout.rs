@@ -1,8 +1,9 @@
 //! Playing campaigns: one loop for training (exploring, learning) and evaluation (greedy, on
-//! held-out users), returning the episode's statistics.
+//! held-out users), returning the episode's statistics; and a sweep of tabular learners trained
+//! side by side on a [`VectorEnv`].
 
-use crate::agents::{Agent, AgentRng, Transition};
-use crate::env::{Env, EnvKind, MAX_CONTRACTS, Split};
+use crate::agents::{Agent, AgentRng, QLearning, Transition};
+use crate::env::{Env, EnvKind, MAX_CONTRACTS, Split, VectorEnv};
 
 /// Whether a campaign trains the agent or evaluates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +115,36 @@ fn play<E: Env + ?Sized>(
             return stats;
         }
         obs = step.obs;
+    }
+}
+
+/// Trains `agents[i]` with `rngs[i]` on campaign `i` of `env` for `rounds` steps: a sweep of
+/// tabular learners (seeds, step sizes, ε schedules) fed by one env call per step. Each learner
+/// ends as [`play_episode`] training on campaign `i`'s single env would leave it after as many
+/// steps (a test checks it bit for bit).
+///
+/// # Panics
+/// When there is not one learner and one RNG per campaign, or a learner picks an action its mask
+/// refuses.
+pub fn train_q_learners(env: &mut dyn VectorEnv, agents: &mut [QLearning], rngs: &mut [AgentRng], rounds: u64) {
+    let n = env.len();
+    assert!(
+        agents.len() == n && rngs.len() == n,
+        "one learner and one RNG per campaign"
+    );
+    env.reset();
+    let (mut actions, mut states) = (vec![0; n], vec![0; n]);
+    for _ in 0..rounds {
+        states.copy_from_slice(env.states());
+        for (i, action) in actions.iter_mut().enumerate() {
+            *action = agents[i].act_in(states[i], env.masks()[i], &mut rngs[i]);
+        }
+        env.step(&actions)
+            .unwrap_or_else(|e| panic!("a learner chose an action the env refused: {e}"));
+        for (i, agent) in agents.iter_mut().enumerate() {
+            let next = (!env.terminated()[i]).then(|| (env.states()[i], env.masks()[i]));
+            agent.learn(states[i], actions[i], env.rewards()[i], next, &mut rngs[i]);
+        }
     }
 }
 

@@ -1,16 +1,14 @@
-//! Many contract-choice campaigns stepped by one call, in a structure-of-arrays layout: users,
-//! positions, tabular states, masks, rewards and flags each in one contiguous array over the
-//! campaigns, so a seed-batched learner or a sweep reads and writes them in place. Dense rows
-//! are written on request ([`ContractChoiceBatch::write_dense`]): tabular learners never pay for
-//! them. Every per-step quantity that depends only on the position in the campaign or on the
-//! offers left is looked up in tables built once, and the per-user tables are laid out in the
-//! split's order, so a campaign reads consecutive memory as it moves through its users.
+//! The contract-choice env's [`VectorEnv`], built for speed: per-campaign state kept together
+//! (RNG, position, quotas), every output one contiguous array over the campaigns. Dense rows are
+//! written on request ([`VectorEnv::write_dense`]): tabular learners never pay for them. Every
+//! per-step quantity that depends only on the position in the campaign or on the offers left is
+//! looked up in tables built once, quotas are updated offer by offer, and the per-user tables are
+//! laid out in the split's order, so a campaign reads consecutive memory as it moves through its
+//! users.
 //!
 //! Campaign `i` follows exactly the trajectory of a [`ContractChoiceEnv`] built with seed
 //! `seeds[i]` and reset with `reset(None)` whenever a campaign ends (same draws, same rewards,
-//! same observations; a test checks it): a finished campaign is reset within the step that
-//! finishes it, as Gymnasium's vector envs do ("same-step" autoreset), and its terminal
-//! observation, which no learner bootstraps from, is not kept.
+//! same observations; a test checks it).
 
 use std::sync::Arc;
 
@@ -20,23 +18,37 @@ use rand_chacha::ChaCha8Rng;
 #[cfg(doc)]
 use super::ContractChoiceEnv;
 use super::{ActionMask, EnvError, EnvModel, MAX_CONTRACTS, MAX_DENSE, Observation, Split};
+use crate::env::{Outputs, VectorEnv};
 
 /// `n` contract-choice campaigns over one split, each with its own RNG stream.
 #[derive(Debug, Clone)]
 pub struct ContractChoiceBatch {
     model: Arc<EnvModel>,
     tables: Tables,
-    rngs: Vec<ChaCha8Rng>,
-    starts: Vec<u32>,
-    t: Vec<u32>,
-    offers_left: Vec<[u16; MAX_CONTRACTS]>,
-    users: Vec<u32>,
-    states: Vec<u32>,
-    masks: Vec<ActionMask>,
-    rewards: Vec<f64>,
-    expected_rewards: Vec<f64>,
-    accepted: Vec<bool>,
-    terminated: Vec<bool>,
+    campaigns: Vec<Campaign>,
+    out: Outputs,
+}
+
+/// One campaign's own state, kept together: what a step reads and writes for it.
+#[derive(Debug, Clone)]
+struct Campaign {
+    rng: ChaCha8Rng,
+    /// Position of the campaign's first user in the split.
+    start: u32,
+    /// Users already served.
+    t: u32,
+    quotas: Quotas,
+}
+
+/// A campaign's quotas, kept up to date offer by offer rather than recomputed per step.
+#[derive(Debug, Clone, Copy)]
+struct Quotas {
+    /// Offers left of each quota'd contract; 0 for the others (which are never decremented).
+    left: [u16; MAX_CONTRACTS],
+    /// The quotas' part of the tabular state (already scaled by the progress buckets).
+    state: u32,
+    /// The contracts the quotas allow (every contract without a quota, and those with offers left).
+    allowed: u16,
 }
 
 /// What a step looks up instead of computing. Per-user tables are indexed by position in the
@@ -45,51 +57,117 @@ pub struct ContractChoiceBatch {
 struct Tables {
     dense_len: usize,
     n_features: usize,
-    /// The split's users (snapshot rows).
-    users: Vec<u32>,
+    n_actions: usize,
+    /// The split's users, with what the tabular observation needs of each.
+    positions: Vec<Position>,
     /// The users' features as `f32`, row-major.
     features: Vec<f32>,
     /// P(accept) of each (user, contract). The expected reward is computed from it as the model
     /// computes it (same operations, so the same bits): a table of half the size stays in cache.
     accept_prob: Vec<f64>,
-    /// The contracts each user may be offered, before quotas.
-    eligible: Vec<u16>,
-    /// Each user's static state times the number of dynamic states.
-    state_base: Vec<u32>,
-    /// The contracts with a quota.
-    capped: ActionMask,
-    margin: Vec<f64>,
-    offer_cost: Vec<f64>,
-    /// Per quota'd contract: its action, the state bucket and the dense share for each number
-    /// of offers left (0..=cap).
-    quotas: Vec<(usize, Vec<u32>, Vec<f32>)>,
-    quota_buckets: u32,
+    contracts: Vec<Contract>,
+    /// What one more offer of a quota'd contract does, by offers left before it: each quota'd
+    /// contract's entries from its [`Contract::transitions`] on; entry 0 does nothing (the
+    /// entry of every contract without a quota).
+    transitions: Vec<Transition>,
+    /// A new campaign's quotas.
+    fresh: Quotas,
+    /// Per quota'd contract: its action and the dense share for each number of offers left.
+    quota_shares: Vec<(usize, Vec<f32>)>,
     /// Per campaign position (0..=len): the progress bucket and the dense share done.
     progress_bucket: Vec<u32>,
     progress_share: Vec<f32>,
-    progress_buckets: u32,
+}
+
+/// A user of the split: its snapshot row, static state times the number of dynamic states, and
+/// the contracts it may be offered before quotas.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    user: u32,
+    state_base: u32,
+    eligible: u16,
+}
+
+/// What an offer of one contract costs and earns, and does to the quotas.
+#[derive(Debug, Clone, Copy)]
+struct Contract {
+    margin: f64,
+    offer_cost: f64,
+    /// The reward when refused, and when accepted.
+    rewards: [f64; 2],
+    /// 1 when the contract has a quota (an offer uses one up), else 0.
+    uses_quota: u16,
+    /// Where its entries start in [`Tables::transitions`].
+    transitions: u32,
+}
+
+/// An offer's effect on [`Quotas`]: added to the state (wrapping: a bucket can go down), and the
+/// contract it rules out (when it used the last offer).
+#[derive(Debug, Clone, Copy, Default)]
+struct Transition {
+    state: u32,
+    ruled_out: u16,
 }
 
 impl Tables {
     fn new(model: &EnvModel, split: Split) -> Self {
         let config = &model.config;
         let len = config.episode_len;
-        let users = model.split(split).to_vec();
+        let users = model.split(split);
         let (n_features, n_actions) = (model.feature_names.len(), model.n_actions);
         let n_dynamic = (model.n_states() / model.n_static_states) as u32;
         let per_user = |width: usize| move |&u: &u32| (u as usize * width)..(u as usize + 1) * width;
-        let quotas = model
-            .quota_contracts
+        let cap_of = |a: usize| model.offer_caps[a].map(|c| c.min(u32::from(u16::MAX)) as u16);
+        // The quotas' part of the state is a number in base `quota_buckets`, most significant
+        // digit first, times the progress buckets.
+        let n_quotas = model.quota_contracts.len() as u32;
+        let stride =
+            |k: usize| (model.quota_buckets as u32).pow(n_quotas - 1 - k as u32) * model.progress_buckets as u32;
+        let mut transitions = vec![Transition::default()];
+        let mut contracts: Vec<Contract> = config
+            .contracts
             .iter()
-            .map(|&a| {
-                let lefts = 0..=model.offer_caps[a].expect("quota contract") as u16;
-                let bucket_of = lefts.clone().map(|left| model.quota_bucket(a, left) as u32).collect();
-                (a, bucket_of, lefts.map(|left| model.quota_share(a, left)).collect())
+            .map(|c| Contract {
+                margin: c.margin,
+                offer_cost: c.offer_cost,
+                rewards: [0.0 - c.offer_cost, c.margin - c.offer_cost],
+                uses_quota: 0,
+                transitions: 0,
             })
             .collect();
+        let mut fresh = Quotas {
+            left: [0; MAX_CONTRACTS],
+            state: 0,
+            allowed: u16::MAX,
+        };
+        for (k, &a) in model.quota_contracts.iter().enumerate() {
+            let cap = cap_of(a).expect("quota contract");
+            let bucket = |left: u16| model.quota_bucket(a, left) as u32 * stride(k);
+            contracts[a].uses_quota = 1;
+            contracts[a].transitions = transitions.len() as u32;
+            transitions.push(Transition::default());
+            transitions.extend((1..=cap).map(|before| Transition {
+                state: bucket(before - 1).wrapping_sub(bucket(before)),
+                ruled_out: if before == 1 { 1 << a } else { 0 },
+            }));
+            fresh.left[a] = cap;
+            fresh.state += bucket(cap);
+            if cap == 0 {
+                fresh.allowed &= !(1 << a);
+            }
+        }
         Self {
             dense_len: model.dense_len(),
             n_features,
+            n_actions,
+            positions: users
+                .iter()
+                .map(|&u| Position {
+                    user: u,
+                    state_base: model.static_state[u as usize] * n_dynamic,
+                    eligible: model.eligible[u as usize].0,
+                })
+                .collect(),
             features: users
                 .iter()
                 .flat_map(per_user(n_features))
@@ -100,54 +178,56 @@ impl Tables {
                 .flat_map(per_user(n_actions))
                 .map(|k| model.accept_prob[k])
                 .collect(),
-            eligible: users.iter().map(|&u| model.eligible[u as usize].0).collect(),
-            state_base: users
+            contracts,
+            transitions,
+            fresh,
+            quota_shares: model
+                .quota_contracts
                 .iter()
-                .map(|&u| model.static_state[u as usize] * n_dynamic)
+                .map(|&a| {
+                    let lefts = 0..=cap_of(a).expect("quota contract");
+                    (a, lefts.map(|left| model.quota_share(a, left)).collect())
+                })
                 .collect(),
-            users,
-            capped: ActionMask(model.quota_contracts.iter().fold(0, |m, a| m | 1 << a)),
-            margin: config.contracts.iter().map(|c| c.margin).collect(),
-            offer_cost: config.contracts.iter().map(|c| c.offer_cost).collect(),
-            quotas,
-            quota_buckets: model.quota_buckets as u32,
             progress_bucket: (0..=len).map(|t| model.progress_bucket(t) as u32).collect(),
             progress_share: (0..=len).map(|t| model.progress_share(t)).collect(),
-            progress_buckets: model.progress_buckets as u32,
         }
+    }
+
+    /// A new campaign from `rng`: `ContractChoiceEnv::reset(None)`'s draw.
+    fn start(&self, rng: &mut ChaCha8Rng, len: usize) -> (u32, Quotas) {
+        let starts = self.positions.len() - len + 1;
+        (rng.random_range(0..starts) as u32, self.fresh)
+    }
+
+    /// Campaign `c`'s user, tabular state and mask (what [`EnvModel::observe`] computes).
+    #[inline]
+    fn observe(&self, c: &Campaign) -> (u32, u32, ActionMask) {
+        let position = self.positions[(c.start + c.t) as usize];
+        let state = position.state_base + c.quotas.state + self.progress_bucket[c.t as usize];
+        (position.user, state, ActionMask(position.eligible & c.quotas.allowed))
     }
 }
 
 impl ContractChoiceBatch {
-    /// One campaign per seed over `split`; call [`Self::reset`] before stepping.
+    /// One campaign per seed over `split`; call [`VectorEnv::reset`] before stepping.
     pub fn new(model: Arc<EnvModel>, split: Split, seeds: &[u64]) -> Self {
         let n = seeds.len();
         let tables = Tables::new(&model, split);
         Self {
-            rngs: seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect(),
-            starts: vec![0; n],
-            t: vec![0; n],
-            offers_left: vec![[0; MAX_CONTRACTS]; n],
-            users: vec![0; n],
-            states: vec![0; n],
-            masks: vec![ActionMask(0); n],
-            rewards: vec![0.0; n],
-            expected_rewards: vec![0.0; n],
-            accepted: vec![false; n],
-            terminated: vec![false; n],
+            campaigns: seeds
+                .iter()
+                .map(|&s| Campaign {
+                    rng: ChaCha8Rng::seed_from_u64(s),
+                    start: 0,
+                    t: 0,
+                    quotas: tables.fresh,
+                })
+                .collect(),
+            out: Outputs::new(n),
             tables,
             model,
         }
-    }
-
-    /// Number of campaigns.
-    pub fn len(&self) -> usize {
-        self.rngs.len()
-    }
-
-    /// Whether the batch has no campaign.
-    pub fn is_empty(&self) -> bool {
-        self.rngs.is_empty()
     }
 
     /// The shared model.
@@ -155,88 +235,88 @@ impl ContractChoiceBatch {
         &self.model
     }
 
-    /// Starts a campaign in every slot, each continuing its own RNG stream.
-    pub fn reset(&mut self) {
-        for i in 0..self.len() {
-            self.start_campaign(i);
+    /// Campaign `i`'s dense observation (what [`EnvModel::write_dense`] writes).
+    fn write_dense_row(&self, i: usize, row: &mut [f32]) {
+        let (tables, c) = (&self.tables, &self.campaigns[i]);
+        let f = tables.n_features;
+        let (features, rest) = row.split_at_mut(f);
+        let at = (c.start + c.t) as usize;
+        features.copy_from_slice(&tables.features[at * f..(at + 1) * f]);
+        for ((a, share), out) in tables.quota_shares.iter().zip(rest.iter_mut()) {
+            *out = share[usize::from(c.quotas.left[*a])];
+        }
+        rest[tables.quota_shares.len()] = tables.progress_share[c.t as usize];
+    }
+}
+
+impl VectorEnv for ContractChoiceBatch {
+    fn len(&self) -> usize {
+        self.campaigns.len()
+    }
+
+    fn reset(&mut self) {
+        let len = self.model.episode_len();
+        for (i, c) in self.campaigns.iter_mut().enumerate() {
+            (c.start, c.quotas) = self.tables.start(&mut c.rng, len);
+            c.t = 0;
+            let out = &mut self.out;
+            (out.users[i], out.states[i], out.masks[i]) = self.tables.observe(c);
         }
     }
 
-    /// Offers `actions[i]` to the current user of campaign `i`, for every `i`; campaigns that end
-    /// start again at once. Refuses, before any campaign moves, an action outside its mask (before
-    /// the first [`Self::reset`] every mask is empty).
-    ///
-    /// # Panics
-    /// When `actions` does not hold one action per campaign.
-    pub fn step(&mut self, actions: &[usize]) -> Result<(), EnvError> {
-        assert_eq!(actions.len(), self.len(), "one action per campaign");
+    fn step(&mut self, actions: &[usize]) -> Result<(), EnvError> {
+        let n = self.len();
+        assert_eq!(actions.len(), n, "one action per campaign");
         if let Some((&action, mask)) = actions
             .iter()
-            .zip(&self.masks)
-            .find(|(a, mask)| !mask.contains(**a) || **a >= self.model.n_actions)
+            .zip(&self.out.masks)
+            .find(|(a, mask)| !mask.contains(**a) || **a >= self.tables.n_actions)
         {
             return Err(EnvError::InvalidAction {
                 action,
                 allowed: mask.iter().collect(),
             });
         }
-        let (len, n_actions) = (self.model.episode_len() as u32, self.model.n_actions);
-        for (i, &action) in actions.iter().enumerate() {
-            let at = (self.starts[i] + self.t[i]) as usize;
-            let p = self.tables.accept_prob[at * n_actions + action];
-            let (margin, cost) = (self.tables.margin[action], self.tables.offer_cost[action]);
-            let accepted = self.rngs[i].random::<f64>() < p;
-            self.accepted[i] = accepted;
-            // Arithmetic rather than a branch: acceptance is a coin flip the CPU cannot predict.
-            self.rewards[i] = f64::from(u8::from(accepted)) * margin - cost;
-            self.expected_rewards[i] = p * margin - cost;
-            self.offers_left[i][action] -= u16::from(self.tables.capped.contains(action));
-            self.t[i] += 1;
-            self.terminated[i] = self.t[i] == len;
-            if self.terminated[i] {
-                self.start_campaign(i);
-            } else {
-                self.observe(i);
+        let len = self.model.episode_len();
+        let tables = &self.tables;
+        // Two passes, the offers' outcomes and then the moves, each with few enough arrays to
+        // keep in registers. Slices of one length, so the loops' indexing needs no bounds checks.
+        let out = &mut self.out;
+        let (rewards, expected, accepted) = (
+            &mut out.rewards[..n],
+            &mut out.expected_rewards[..n],
+            &mut out.accepted[..n],
+        );
+        for (i, (c, &action)) in self.campaigns.iter_mut().zip(actions).enumerate() {
+            let p = tables.accept_prob[(c.start + c.t) as usize * tables.n_actions + action];
+            let contract = &tables.contracts[action];
+            let accept = c.rng.random::<f64>() < p;
+            accepted[i] = accept;
+            // Acceptance is a coin flip the CPU cannot predict: a lookup, not a branch.
+            rewards[i] = contract.rewards[std::hint::black_box(usize::from(accept))];
+            expected[i] = p * contract.margin - contract.offer_cost;
+        }
+        let (users, states, masks) = (&mut out.users[..n], &mut out.states[..n], &mut out.masks[..n]);
+        let terminated = &mut out.terminated[..n];
+        for (i, (c, &action)) in self.campaigns.iter_mut().zip(actions).enumerate() {
+            let contract = &tables.contracts[action];
+            let left = &mut c.quotas.left[action];
+            let offer = tables.transitions[contract.transitions as usize + usize::from(*left)];
+            *left -= contract.uses_quota;
+            c.quotas.state = c.quotas.state.wrapping_add(offer.state);
+            c.quotas.allowed &= !offer.ruled_out;
+            c.t += 1;
+            terminated[i] = c.t as usize == len;
+            if terminated[i] {
+                (c.start, c.quotas) = tables.start(&mut c.rng, len);
+                c.t = 0;
             }
+            (users[i], states[i], masks[i]) = tables.observe(c);
         }
         Ok(())
     }
 
-    /// `ContractChoiceEnv::reset(None)` for campaign `i`.
-    fn start_campaign(&mut self, i: usize) {
-        let starts = self.tables.users.len() - self.model.episode_len() + 1;
-        self.starts[i] = self.rngs[i].random_range(0..starts) as u32;
-        self.t[i] = 0;
-        for (a, cap) in self.model.offer_caps.iter().enumerate() {
-            self.offers_left[i][a] = cap.map_or(u16::MAX, |c| c.min(u32::from(u16::MAX)) as u16);
-        }
-        self.observe(i);
-    }
-
-    /// Writes campaign `i`'s user, tabular state and mask (what [`EnvModel::observe`] computes).
-    #[inline]
-    fn observe(&mut self, i: usize) {
-        let tables = &self.tables;
-        let at = (self.starts[i] + self.t[i]) as usize;
-        let left = &self.offers_left[i];
-        let mut mask = tables.eligible[at];
-        let mut dynamic = 0;
-        for (a, bucket_of, _) in &tables.quotas {
-            let left = usize::from(left[*a]);
-            if left == 0 {
-                mask &= !(1 << a);
-            }
-            dynamic = dynamic * tables.quota_buckets + bucket_of[left];
-        }
-        dynamic = dynamic * tables.progress_buckets + tables.progress_bucket[self.t[i] as usize];
-        self.users[i] = tables.users[at];
-        self.states[i] = tables.state_base[at] + dynamic;
-        self.masks[i] = ActionMask(mask);
-    }
-
-    /// Writes every campaign's dense observation into `out`, one row of
-    /// [`EnvModel::dense_len`] entries per campaign.
-    pub fn write_dense(&self, out: &mut [f32]) {
+    fn write_dense(&self, out: &mut [f32]) {
         let d = self.tables.dense_len;
         assert_eq!(out.len(), self.len() * d, "one dense row per campaign");
         for (i, row) in out.chunks_exact_mut(d).enumerate() {
@@ -244,76 +324,23 @@ impl ContractChoiceBatch {
         }
     }
 
-    /// Campaign `i`'s dense observation (what [`EnvModel::write_dense`] writes).
-    fn write_dense_row(&self, i: usize, row: &mut [f32]) {
-        let tables = &self.tables;
-        let f = tables.n_features;
-        let (features, rest) = row.split_at_mut(f);
-        let at = (self.starts[i] + self.t[i]) as usize;
-        features.copy_from_slice(&tables.features[at * f..(at + 1) * f]);
-        for ((a, _, share), out) in tables.quotas.iter().zip(rest.iter_mut()) {
-            *out = share[usize::from(self.offers_left[i][*a])];
-        }
-        rest[tables.quotas.len()] = tables.progress_share[self.t[i] as usize];
+    fn outputs(&self) -> &Outputs {
+        &self.out
     }
 
-    /// The current user of each campaign (snapshot rows).
-    pub fn users(&self) -> &[u32] {
-        &self.users
-    }
-
-    /// The tabular state of each campaign.
-    pub fn states(&self) -> &[u32] {
-        &self.states
-    }
-
-    /// The actions each campaign allows now.
-    pub fn masks(&self) -> &[ActionMask] {
-        &self.masks
-    }
-
-    /// Sampled reward of each campaign's last step.
-    pub fn rewards(&self) -> &[f64] {
-        &self.rewards
-    }
-
-    /// Expected reward of each campaign's last offer under the response model.
-    pub fn expected_rewards(&self) -> &[f64] {
-        &self.expected_rewards
-    }
-
-    /// Whether each campaign's last offer was accepted.
-    pub fn accepted(&self) -> &[bool] {
-        &self.accepted
-    }
-
-    /// Whether each campaign's last step ended it (the slot now holds a new campaign).
-    pub fn terminated(&self) -> &[bool] {
-        &self.terminated
-    }
-
-    /// Position of each campaign's first user in the split.
-    pub fn campaign_starts(&self) -> &[u32] {
-        &self.starts
-    }
-
-    /// Each campaign's position (users already served).
-    pub fn positions(&self) -> &[u32] {
-        &self.t
-    }
-
-    /// Campaign `i`'s observation as the single env shows it (dense vector included).
-    pub fn observation(&self, i: usize) -> Observation {
+    fn observation(&self, i: usize) -> Observation {
         let mut dense = [0.0; MAX_DENSE];
         let dense = &mut dense[..self.tables.dense_len];
         self.write_dense_row(i, dense);
-        Observation::new(
-            self.users[i],
-            self.t[i],
-            self.states[i],
-            self.masks[i],
-            self.offers_left[i],
-            dense,
-        )
+        let c = &self.campaigns[i];
+        // Contracts without a quota show `u16::MAX` left, as the single env's do.
+        let mut offers_left = c.quotas.left;
+        for (left, contract) in offers_left.iter_mut().zip(&self.tables.contracts) {
+            if contract.uses_quota == 0 {
+                *left = u16::MAX;
+            }
+        }
+        let out = &self.out;
+        Observation::new(out.users[i], c.t, out.states[i], out.masks[i], offers_left, dense)
     }
 }
