@@ -212,15 +212,10 @@ fn q_learning_sweep(model: &Arc<EnvModel>) -> Workload {
     const ROUNDS: u64 = 1_000;
     let seeds: Vec<u64> = (0..SEEDS).collect();
     let mut batch = ContractChoiceBatch::new(Arc::clone(model), Split::Train, &seeds);
-    let new = |_| {
-        QLearning::new(
-            QLearningConfig::default(),
-            model.n_states(),
-            model.n_actions(),
-            10_000_000,
-        )
-    };
-    let mut agents: Vec<QLearning> = seeds.iter().map(new).collect();
+    let config = QLearningConfig::default();
+    let mut agents: Vec<QLearning> = (0..SEEDS)
+        .map(|_| QLearning::new(config.clone(), model.n_states(), model.n_actions(), 10_000_000))
+        .collect();
     let mut rngs: Vec<AgentRng> = seeds.iter().map(|&s| AgentRng::seed_from_u64(s)).collect();
     Workload {
         name: "q_learning/train_step_10_seeds_batched",

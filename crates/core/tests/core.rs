@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use contract_rl_core::agents::{
     Agent, AgentRng, BestSingleContract, CoreAgents, HindsightOracle, MyopicOracle, OnlineOracle, QLearning,
-    QLearningConfig, RandomAgent,
+    QLearningConfig, RandomAgent, Transition,
 };
 use contract_rl_core::env::lifetime::{CustomerLifetimeEnv, LifetimeConfig, LifetimeModel};
 use contract_rl_core::env::{
-    ContractChoiceBatch, ContractChoiceEnv, EnvConfig, Split, Step, SyncVectorEnv, VectorEnv, check_env,
+    ContractChoiceBatch, ContractChoiceEnv, Env, EnvConfig, EnvModel, Split, Step, SyncVectorEnv, VectorEnv, check_env,
     features::bucket,
 };
 use contract_rl_core::experiment::{
@@ -79,6 +79,16 @@ fn two_envs_with_the_same_seed_roll_out_identically_and_another_seed_differs() {
     assert_ne!(rollout(11), rollout(12));
 }
 
+/// The default env with three quotas (the first contract's 5 per campaign, the second's zero, the
+/// default's) and four quota buckets besides "exhausted".
+fn three_quotas() -> Arc<EnvModel> {
+    let mut config = EnvConfig::load(&support::env_file()).unwrap();
+    config.contracts[0].quota = Some(0.05);
+    config.contracts[1].quota = Some(0.0);
+    config.state.quota_remaining_edges = vec![0.25, 0.5, 0.75];
+    Arc::new(EnvModel::build(config, &support::sample_records()).unwrap())
+}
+
 /// Campaign `i`'s last step as `vector` reports it, and as the single env's `step` does: rewards'
 /// bits and flags.
 fn last_steps(vector: &dyn VectorEnv, i: usize, step: &Step) -> [(u64, u64, bool, bool); 2] {
@@ -100,12 +110,7 @@ fn last_steps(vector: &dyn VectorEnv, i: usize, step: &Step) -> [(u64, u64, bool
 
 #[test]
 fn each_campaign_of_the_batched_env_follows_the_single_env_with_its_seed() {
-    // The default env (one quota), and one with three quotas, one of them zero.
-    let mut config = EnvConfig::load(&support::env_file()).unwrap();
-    config.contracts[0].quota = Some(0.0);
-    config.contracts[1].quota = Some(0.05);
-    let quotas = Arc::new(contract_rl_core::env::EnvModel::build(config, &support::sample_records()).unwrap());
-    for (model, split) in [support::sample_model(), quotas]
+    for (model, split) in [support::sample_model(), three_quotas()]
         .into_iter()
         .flat_map(|m| Split::ALL.map(|s| (Arc::clone(&m), s)))
     {
@@ -185,7 +190,12 @@ fn each_campaign_of_a_sync_vector_env_follows_its_single_lifetime_env() {
     let actions = vec![0; seeds.len()];
     let mut refused = actions.clone();
     refused[1] = 15;
-    assert!(vector.step(&refused).is_err());
+    let before: Vec<_> = (0..seeds.len()).map(|i| vector.observation(i)).collect();
+    assert!(vector.step(&refused).unwrap_err().to_string().contains("15"));
+    assert_eq!(
+        (0..seeds.len()).map(|i| vector.observation(i)).collect::<Vec<_>>(),
+        before
+    );
     vector.step(&actions).unwrap();
 }
 
@@ -216,41 +226,64 @@ fn a_q_sweep_on_a_vector_env_learns_bit_for_bit_what_single_env_training_learns(
     };
     let seeds = [11, 12, 13, 14];
 
-    // Contract choice: 3 campaigns of 100 users per learner.
-    let model = support::sample_model();
-    let (n_states, n_actions) = (model.n_states(), model.n_actions());
-    let mut single: Vec<QLearning> = (0..4).map(|i| agent(i, n_states, n_actions)).collect();
-    for ((learner, rng), seed) in single.iter_mut().zip(&mut rngs(4)).zip(seeds) {
-        let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Train, seed);
-        for _ in 0..3 {
-            play_episode(&mut env, learner, rng, None, Mode::Train);
+    // Contract choice, one and three quotas: 3 campaigns of 100 users per learner.
+    for model in [support::sample_model(), three_quotas()] {
+        let (n_states, n_actions) = (model.n_states(), model.n_actions());
+        let mut single: Vec<QLearning> = (0..4).map(|i| agent(i, n_states, n_actions)).collect();
+        for ((learner, rng), seed) in single.iter_mut().zip(&mut rngs(4)).zip(seeds) {
+            let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Train, seed);
+            for _ in 0..3 {
+                play_episode(&mut env, learner, rng, None, Mode::Train);
+            }
         }
+        let mut swept: Vec<QLearning> = (0..4).map(|i| agent(i, n_states, n_actions)).collect();
+        let mut batch = ContractChoiceBatch::new(Arc::clone(&model), Split::Train, &seeds);
+        train_q_learners(&mut batch, &mut swept, &mut rngs(4), 300);
+        assert_eq!(tables(&swept, n_states), tables(&single, n_states));
+        assert_ne!(tables(&swept, n_states)[0], tables(&swept, n_states)[2], "seeds differ");
     }
-    let mut swept: Vec<QLearning> = (0..4).map(|i| agent(i, n_states, n_actions)).collect();
-    let mut batch = ContractChoiceBatch::new(Arc::clone(&model), Split::Train, &seeds);
-    train_q_learners(&mut batch, &mut swept, &mut rngs(4), 300);
-    assert_eq!(tables(&swept, n_states), tables(&single, n_states));
-    assert_ne!(tables(&swept, n_states)[0], tables(&swept, n_states)[2], "seeds differ");
 
-    // Customer lifetime (campaigns of different lengths: one learner per vector env).
+    // Customer lifetime: campaigns of different lengths, ending at different steps.
+    const ROUNDS: u64 = 5_000;
     let model = lifetime_model();
     let (n_states, n_actions) = (model.n_states(), model.n_actions());
-    for (i, seed) in seeds.into_iter().enumerate() {
-        let mut env = CustomerLifetimeEnv::new(Arc::clone(&model), Split::Train, seed);
-        let (mut learner, mut rng) = (agent(i, n_states, n_actions), AgentRng::seed_from_u64(i as u64));
-        let steps: u32 = (0..2)
-            .map(|_| play_episode(&mut env, &mut learner, &mut rng, None, Mode::Train).length)
-            .sum();
-        let mut swept = [agent(i, n_states, n_actions)];
-        let mut vector = SyncVectorEnv::new(vec![CustomerLifetimeEnv::new(Arc::clone(&model), Split::Train, seed)]);
-        train_q_learners(
-            &mut vector,
-            &mut swept,
-            &mut [AgentRng::seed_from_u64(i as u64)],
-            steps.into(),
-        );
-        assert_eq!(tables(&swept, n_states), tables(&[learner], n_states), "seed {seed}");
+    let env = |seed| CustomerLifetimeEnv::new(Arc::clone(&model), Split::Train, seed);
+    let mut single: Vec<QLearning> = (0..4).map(|i| agent(i, n_states, n_actions)).collect();
+    let mut ends = Vec::new();
+    for ((learner, rng), seed) in single.iter_mut().zip(&mut rngs(4)).zip(seeds) {
+        ends.push(train_alone(&mut env(seed), learner, rng, ROUNDS));
     }
+    assert!(ends.iter().all(|e| !e.is_empty()) && ends[0] != ends[1], "{ends:?}");
+    let mut swept: Vec<QLearning> = (0..4).map(|i| agent(i, n_states, n_actions)).collect();
+    let mut vector = SyncVectorEnv::new(seeds.map(env).to_vec());
+    train_q_learners(&mut vector, &mut swept, &mut rngs(4), ROUNDS);
+    assert_eq!(tables(&swept, n_states), tables(&single, n_states));
+}
+
+/// Trains `learner` on `env` for `steps` steps through the `Agent` API, resetting when a campaign
+/// ends; returns the steps that ended one.
+fn train_alone(env: &mut impl Env, learner: &mut QLearning, rng: &mut AgentRng, steps: u64) -> Vec<u64> {
+    let (mut obs, mut ends) = (env.reset(None).0, Vec::new());
+    for k in 0..steps {
+        let action = learner.act(&obs, rng);
+        let step = env.step(action).unwrap();
+        let transition = Transition {
+            obs,
+            action,
+            reward: step.reward,
+            next_obs: step.obs,
+            terminated: step.terminated,
+            truncated: step.truncated,
+        };
+        learner.observe(&transition, rng);
+        obs = if step.terminated {
+            ends.push(k);
+            env.reset(None).0
+        } else {
+            step.obs
+        };
+    }
+    ends
 }
 
 #[test]
@@ -641,12 +674,12 @@ fn the_three_splits_are_disjoint_cover_every_user_and_ignore_row_order() {
     use std::collections::BTreeSet;
     let config = EnvConfig::load(&support::env_file()).unwrap();
     let mut records = support::sample_records();
-    let ids = |model: &contract_rl_core::env::EnvModel, split: Split| -> BTreeSet<uuid::Uuid> {
+    let ids = |model: &EnvModel, split: Split| -> BTreeSet<uuid::Uuid> {
         model.split(split).iter().map(|&u| model.user_id(u)).collect()
     };
-    let forward = contract_rl_core::env::EnvModel::build(config.clone(), &records).unwrap();
+    let forward = EnvModel::build(config.clone(), &records).unwrap();
     records.reverse();
-    let backward = contract_rl_core::env::EnvModel::build(config.clone(), &records).unwrap();
+    let backward = EnvModel::build(config.clone(), &records).unwrap();
     let mut all = BTreeSet::new();
     for split in Split::ALL {
         let users = ids(&forward, split);
@@ -660,7 +693,7 @@ fn the_three_splits_are_disjoint_cover_every_user_and_ignore_row_order() {
     // Test users stay test users whatever the validation share.
     let mut wider = config;
     wider.validation_fraction = 0.4;
-    let wider = contract_rl_core::env::EnvModel::build(wider, &records).unwrap();
+    let wider = EnvModel::build(wider, &records).unwrap();
     assert_eq!(ids(&wider, Split::Test), ids(&forward, Split::Test));
 }
 

@@ -87,7 +87,7 @@ impl ActionMask {
         self.0.count_ones()
     }
 
-    /// The `i`-th action of the set, in increasing order: two table lookups, no loop (agents
+    /// The `i`-th action of the set, in increasing order: a table lookup, no loop (agents
     /// exploring call it every step).
     #[inline]
     pub fn nth(self, i: usize) -> Option<usize> {

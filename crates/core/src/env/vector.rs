@@ -2,7 +2,7 @@
 //! output is one array over the campaigns, which a seed-batched learner or a sweep reads in
 //! place. A campaign that ends is reset within the step that ends it ("same-step" autoreset, as
 //! Gymnasium's vector envs do); its terminal observation, which no learner bootstraps from, is not
-//! kept. Neither env kind truncates.
+//! kept. Neither env kind truncates (a vector env refuses one that does).
 //!
 //! [`ContractChoiceBatch`](super::ContractChoiceBatch) is the contract-choice env's own, built for
 //! speed; [`SyncVectorEnv`] steps single envs of any kind in turn, as Gymnasium's
@@ -11,7 +11,8 @@
 use super::{ActionMask, Env, EnvError, Observation};
 
 /// `len()` campaigns, each following the trajectory of a single env with its own seed reset with
-/// `reset(None)` whenever its campaign ends.
+/// `reset(None)` whenever its campaign ends. Implemented in this crate only ([`Outputs`] cannot be
+/// built outside it).
 pub trait VectorEnv {
     /// Number of campaigns.
     fn len(&self) -> usize;
@@ -72,13 +73,36 @@ pub trait VectorEnv {
     /// Campaign `i`'s observation as the single env shows it (dense vector included).
     fn observation(&self, i: usize) -> Observation;
 
-    /// Writes every campaign's dense observation into `out`, one row of `out.len() / len()`
-    /// entries per campaign.
+    /// Writes every campaign's dense observation into `out`, one row per campaign.
+    ///
+    /// # Panics
+    /// When `out` does not hold one row per campaign.
     fn write_dense(&self, out: &mut [f32]) {
-        let width = out.len() / self.len().max(1);
-        for (i, row) in out.chunks_exact_mut(width).enumerate() {
+        let width = if self.is_empty() {
+            0
+        } else {
+            self.observation(0).dense().len()
+        };
+        assert_eq!(out.len(), self.len() * width, "one dense row per campaign");
+        for (i, row) in out.chunks_exact_mut(width.max(1)).enumerate() {
             row.copy_from_slice(self.observation(i).dense());
         }
+    }
+}
+
+/// Refuses, naming the first, an action outside its campaign's mask.
+///
+/// # Panics
+/// When `actions` does not hold one action per campaign.
+#[inline]
+pub(super) fn refuse_masked(actions: &[usize], masks: &[ActionMask]) -> Result<(), EnvError> {
+    assert_eq!(actions.len(), masks.len(), "one action per campaign");
+    match actions.iter().zip(masks).find(|(a, mask)| !mask.contains(**a)) {
+        Some((&action, mask)) => Err(EnvError::InvalidAction {
+            action,
+            allowed: mask.iter().collect(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -130,11 +154,6 @@ impl<E: Env> SyncVectorEnv<E> {
         }
     }
 
-    /// The single envs.
-    pub fn envs(&self) -> &[E] {
-        &self.envs
-    }
-
     fn show(&mut self, i: usize, obs: Observation) {
         let out = &mut self.out;
         (out.users[i], out.states[i], out.masks[i]) = (obs.user, obs.state, obs.mask);
@@ -155,25 +174,16 @@ impl<E: Env> VectorEnv for SyncVectorEnv<E> {
     }
 
     fn step(&mut self, actions: &[usize]) -> Result<(), EnvError> {
-        assert_eq!(actions.len(), self.len(), "one action per campaign");
-        if let Some((&action, mask)) = actions
-            .iter()
-            .zip(&self.out.masks)
-            .find(|(a, mask)| !mask.contains(**a))
-        {
-            return Err(EnvError::InvalidAction {
-                action,
-                allowed: mask.iter().collect(),
-            });
-        }
+        refuse_masked(actions, &self.out.masks)?;
         for (i, &action) in actions.iter().enumerate() {
-            let step = self.envs[i].step(action)?;
+            let step = self.envs[i].step(action).expect("an action of the mask");
+            assert!(!step.truncated, "vector envs take envs that never truncate");
             let out = &mut self.out;
             out.rewards[i] = step.reward;
             out.expected_rewards[i] = step.info.expected_reward;
             out.accepted[i] = step.info.accepted;
             out.terminated[i] = step.terminated;
-            let next = if step.terminated || step.truncated {
+            let next = if step.terminated {
                 self.envs[i].reset(None).0
             } else {
                 step.obs

@@ -119,9 +119,10 @@ fn play<E: Env + ?Sized>(
 }
 
 /// Trains `agents[i]` with `rngs[i]` on campaign `i` of `env` for `rounds` steps: a sweep of
-/// tabular learners (seeds, step sizes, ε schedules) fed by one env call per step. Each learner
-/// ends as [`play_episode`] training on campaign `i`'s single env would leave it after as many
-/// steps (a test checks it bit for bit).
+/// tabular learners (seeds, step sizes, ε schedules) fed by one env call per step. Every call
+/// starts new campaigns. Learner `i` ends as training on campaign `i`'s single env would leave it
+/// after as many steps ([`play_episode`] when `rounds` ends the campaigns; a test checks it bit
+/// for bit, campaigns ending at different steps included).
 ///
 /// # Panics
 /// When there is not one learner and one RNG per campaign, or a learner picks an action its mask
@@ -136,14 +137,21 @@ pub fn train_q_learners(env: &mut dyn VectorEnv, agents: &mut [QLearning], rngs:
     let (mut actions, mut states) = (vec![0; n], vec![0; n]);
     for _ in 0..rounds {
         states.copy_from_slice(env.states());
-        for (i, action) in actions.iter_mut().enumerate() {
-            *action = agents[i].act_in(states[i], env.masks()[i], &mut rngs[i]);
+        for (((action, agent), rng), (&state, &mask)) in actions
+            .iter_mut()
+            .zip(&mut *agents)
+            .zip(&mut *rngs)
+            .zip(states.iter().zip(env.masks()))
+        {
+            *action = agent.act_in(state, mask, rng);
         }
         env.step(&actions)
             .unwrap_or_else(|e| panic!("a learner chose an action the env refused: {e}"));
-        for (i, agent) in agents.iter_mut().enumerate() {
-            let next = (!env.terminated()[i]).then(|| (env.states()[i], env.masks()[i]));
-            agent.learn(states[i], actions[i], env.rewards()[i], next, &mut rngs[i]);
+        let (next_states, next_masks) = (env.states(), env.masks());
+        let (rewards, terminated) = (env.rewards(), env.terminated());
+        for (i, (agent, rng)) in agents.iter_mut().zip(&mut *rngs).enumerate() {
+            let next = (!terminated[i]).then(|| (next_states[i], next_masks[i]));
+            agent.learn(states[i], actions[i], rewards[i], next, rng);
         }
     }
 }
