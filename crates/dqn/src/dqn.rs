@@ -384,10 +384,20 @@ mod tests {
             ]
             .map(|(learner, episodes)| q_bits(&train(&model, with(learner), 6, episodes)));
             assert_ne!(ours, fresh, "training moved the network");
-            assert!(
-                ours == burns,
+            let case = format!(
                 "hidden {hidden:?}, Huber δ {huber_delta:?}, τ {tau}, max norm {max_grad_norm}, batch {batch_size}"
             );
+            if crate::mlp::fma_cpu() {
+                assert!(ours == burns, "{case}");
+            } else {
+                // Outside `DqnLearner`'s conditions the two agree to float rounding only (not
+                // run on the project's machine, which meets them).
+                let value = |bits: &u32| f32::from_bits(*bits);
+                for (o, b) in ours.iter().flatten().zip(burns.iter().flatten()) {
+                    let (o, b) = (value(o), value(b));
+                    assert!((o - b).abs() <= 1e-3 * (1.0 + b.abs()), "{case}: {o} against {b}");
+                }
+            }
         }
     }
 

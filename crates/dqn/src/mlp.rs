@@ -16,10 +16,7 @@ const GEMM_DEPTH_BLOCK: usize = 256;
 /// inputs in order, from zero, and so does [`one_row_fma`]; elsewhere this calls it.
 fn one_row(x: ArrayView2<f32>, w: &Array2<f32>, b: &Array1<f32>, h: &mut Array2<f32>) {
     #[cfg(target_arch = "x86_64")]
-    if x.ncols() <= GEMM_DEPTH_BLOCK
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-    {
+    if x.ncols() <= GEMM_DEPTH_BLOCK && fma_cpu() {
         let (x, w, b) = (x.to_slice(), w.as_slice(), b.as_slice());
         let out = h.as_slice_mut().expect("standard layout");
         let [x, w, b] = [x, w, b].map(|a| a.expect("standard layout"));
@@ -29,6 +26,15 @@ fn one_row(x: ArrayView2<f32>, w: &Array2<f32>, b: &Array1<f32>, h: &mut Array2<
     }
     general_mat_mul(1.0, &x, w, 0.0, h);
     *h += b;
+}
+
+/// Whether the CPU has AVX2 and FMA: where `matrixmultiply` (and burn's `gemm`) run their FMA
+/// kernels, the condition of [`one_row_fma`] and of the learners' equal bits.
+pub(crate) fn fma_cpu() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// `h = x · w + b`, `w` row-major `[x.len(), h.len()]`, in matrixmultiply's FMA kernel's order.

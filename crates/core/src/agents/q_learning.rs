@@ -154,9 +154,7 @@ impl QLearning {
         let start = state as usize * self.n_actions;
         &self.q[start..start + self.n_actions]
     }
-}
 
-impl QLearning {
     /// ε-greedy in `state` among the actions of `mask`: [`Agent::act`] without an observation,
     /// for learners fed from a [`VectorEnv`](crate::env::VectorEnv).
     #[inline]

@@ -78,13 +78,12 @@ pub trait VectorEnv {
     /// # Panics
     /// When `out` does not hold one row per campaign.
     fn write_dense(&self, out: &mut [f32]) {
-        let width = if self.is_empty() {
-            0
-        } else {
-            self.observation(0).dense().len()
-        };
+        if self.is_empty() {
+            return assert!(out.is_empty(), "one dense row per campaign");
+        }
+        let width = self.observation(0).dense().len();
         assert_eq!(out.len(), self.len() * width, "one dense row per campaign");
-        for (i, row) in out.chunks_exact_mut(width.max(1)).enumerate() {
+        for (i, row) in out.chunks_exact_mut(width).enumerate() {
             row.copy_from_slice(self.observation(i).dense());
         }
     }

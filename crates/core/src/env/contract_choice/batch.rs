@@ -204,10 +204,12 @@ impl Tables {
         }
     }
 
-    /// A new campaign from `rng`: `ContractChoiceEnv::reset(None)`'s draw.
-    fn start(&self, rng: &mut ChaCha8Rng, len: usize) -> (u32, Quotas) {
+    /// Starts a new campaign in `c` from its RNG: `ContractChoiceEnv::reset(None)`'s draw.
+    fn restart(&self, c: &mut Campaign, len: usize) {
         let starts = self.positions.len() - len + 1;
-        (rng.random_range(0..starts) as u32, self.fresh)
+        c.start = c.rng.random_range(0..starts) as u32;
+        c.t = 0;
+        c.quotas = self.fresh;
     }
 
     /// Campaign `c`'s user, tabular state and mask (what [`EnvModel::observe`] computes).
@@ -240,11 +242,6 @@ impl ContractChoiceBatch {
         }
     }
 
-    /// The shared model.
-    pub fn model(&self) -> &Arc<EnvModel> {
-        &self.model
-    }
-
     /// Campaign `i`'s dense observation (what [`EnvModel::write_dense`] writes).
     fn write_dense_row(&self, i: usize, row: &mut [f32]) {
         let (tables, c) = (&self.tables, &self.campaigns[i]);
@@ -267,8 +264,7 @@ impl VectorEnv for ContractChoiceBatch {
     fn reset(&mut self) {
         let len = self.model.episode_len();
         for (i, c) in self.campaigns.iter_mut().enumerate() {
-            (c.start, c.quotas) = self.tables.start(&mut c.rng, len);
-            c.t = 0;
+            self.tables.restart(c, len);
             let out = &mut self.out;
             (out.users[i], out.states[i], out.masks[i]) = self.tables.observe(c);
         }
@@ -309,8 +305,7 @@ impl VectorEnv for ContractChoiceBatch {
             c.t += 1;
             terminated[i] = c.t as usize == len;
             if terminated[i] {
-                (c.start, c.quotas) = tables.start(&mut c.rng, len);
-                c.t = 0;
+                tables.restart(c, len);
             }
             (users[i], states[i], masks[i]) = tables.observe(c);
         }
