@@ -54,8 +54,10 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         episodes: usize,
     },
-    /// Play the customer-lifetime env's references (myopic oracle, bid-price policy, upper bound)
-    /// on the test campaigns of a snapshot and compare them.
+    /// Play the customer-lifetime env's references (the myopic oracle, the Bayes-correct bid-price
+    /// policy and its previous version and zero-price ablation, two one-line rules) and its bounds
+    /// (for the policies that do not see the latents, and for all) on replays of the test
+    /// campaigns of a snapshot, and compare them.
     References {
         /// The env file, e.g. envs/customer-lifetime.toml.
         env: PathBuf,
@@ -65,9 +67,10 @@ pub enum Command {
         /// Test campaigns (cohorts) to play, from the first.
         #[arg(long, default_value_t = 10, value_parser = at_least_one)]
         campaigns: usize,
-        /// Replays of each campaign (other latents, acceptances and churn).
-        #[arg(long, default_value_t = 5)]
-        episodes: u64,
+        /// Replays of each campaign (other latents, answers and churn; the same for every
+        /// reference).
+        #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+        replays: usize,
         /// Months between two solves of the bid prices.
         #[arg(long, default_value_t = BidPrice::RESOLVE_MONTHS, value_parser = at_least_one)]
         resolve_months: usize,

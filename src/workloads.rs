@@ -1,24 +1,29 @@
 //! The workloads `cargo bench --bench throughput` (criterion) and `contract-rl bench rl` (a quick
 //! median of a few runs) both measure, defined once: single-thread env steps of both envs and of
-//! the batched contract-choice env, tabular Q-learning, DQN training (one run, and ten on all
-//! cores) and a DQN gradient step with either learner, replay sampling, a snapshot load, the
+//! the batched contract-choice env, the lifetime env's steps re-cut into per-user transitions,
+//! the lifetime references' costs (a bid-price solve, a Bayes-adaptive decision, the Bayes
+//! bound), tabular Q-learning, DQN training (one run, and ten on all cores), lagrangian_dqn
+//! training, a DQN gradient step with either learner, replay sampling, a snapshot load, the
 //! statistics of a 6-agent × 10-seed comparison and a Power BI export.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use contract_rl_core::agents::{AgentRng, DqnConfig, DqnLearner, QLearning, QLearningConfig};
+use contract_rl_core::agents::{
+    Agent, AgentRng, DqnConfig, DqnLearner, LagrangianDqnConfig, QLearning, QLearningConfig,
+};
 use contract_rl_core::env::lifetime::{
-    CustomerLifetimeEnv, LifetimeConfig, LifetimeModel, believed_views, capacity_left, minimise_dual,
+    BidPrice, CustomerLifetimeEnv, LifetimeConfig, LifetimeModel, Pricing, Reference, bayes_bound, believed_views,
+    capacity_left, minimise_dual,
 };
 use contract_rl_core::env::{
     ActionMask, ContractChoiceBatch, ContractChoiceEnv, Env, EnvConfig, EnvModel, Split, VectorEnv,
 };
-use contract_rl_core::experiment::{Mode, RunOptions, play_episode, train_q_learners};
+use contract_rl_core::experiment::{Mode, RunOptions, UserCredit, play_episode, train_q_learners};
 use contract_rl_core::record::UserRecord;
 use contract_rl_core::report::{AgentRuns, Comparison};
-use contract_rl_dqn::{Batch, Dqn, DqnAgents, ReplayBuffer};
+use contract_rl_dqn::{Batch, Dqn, DqnAgents, LagrangianDqn, ReplayBuffer};
 use contract_rl_parquet::{Bands, Build, LoadedExperiment, export_powerbi, snapshot};
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
@@ -147,7 +152,10 @@ pub fn workloads(inputs: &Inputs) -> Vec<Workload> {
             "lifetime_env/step",
             Box::new(CustomerLifetimeEnv::new(inputs.lifetime(), Split::Train, 0)),
         ),
+        per_user_stepping("lifetime_credit/step", inputs.lifetime(), None),
         bid_price_solve(inputs.lifetime()),
+        bayes_decisions(inputs.lifetime()),
+        bayes_bound_solve(inputs.lifetime()),
         q_learning(&model),
         q_learning_sweep(&model),
         dqn_gradient_steps(&model, DqnLearner::Ndarray),
@@ -156,6 +164,7 @@ pub fn workloads(inputs: &Inputs) -> Vec<Workload> {
         dqn_training("dqn/train_env_step_burn", &model, DqnLearner::Burn, 1),
         dqn_training("dqn/train_env_step_10_seeds", &model, DqnLearner::Ndarray, 10),
         dqn_training("dqn/train_env_step_10_seeds_burn", &model, DqnLearner::Burn, 10),
+        lagrangian_dqn_training(inputs.lifetime()),
         replay_sampling(&model),
         snapshot_load(inputs.sample()),
         statistics(),
@@ -163,7 +172,118 @@ pub fn workloads(inputs: &Inputs) -> Vec<Workload> {
     ]
 }
 
-/// The Lagrangian dual minimised over a 200-user cohort (2 rounds of golden-section search).
+/// Steps of the lifetime env re-cut into per-user transitions ([`UserCredit`]): under
+/// [`round_robin`] (the adapter's cost beside `lifetime_env/step`), or acting and learning as
+/// `agent` (a per-user learner's training).
+fn per_user_stepping(name: &'static str, model: Arc<LifetimeModel>, agent: Option<Box<dyn Agent>>) -> Workload {
+    const STEPS: u64 = 100_000;
+    let mut env = CustomerLifetimeEnv::new(model, Split::Train, 0);
+    let (mut agent, mut rng, mut transitions) = (agent, AgentRng::seed_from_u64(0), Vec::new());
+    Workload {
+        name,
+        unit: "env steps",
+        per_run: STEPS,
+        headline: agent.is_none(),
+        slow: agent.is_some(),
+        run: Box::new(move || {
+            let (mut obs, _) = Env::reset(&mut env, None);
+            let (mut action, mut total, mut credit) = (0, 0.0, UserCredit::default());
+            for _ in 0..STEPS {
+                action = match agent.as_mut() {
+                    Some(agent) => agent.act(&obs, &mut rng),
+                    None => round_robin(obs.mask, action),
+                };
+                let before = UserCredit::before_step(&env);
+                let step = Env::step(&mut env, action).expect("a masked action");
+                credit.after_step(&env, before, &obs, action, &step, &mut transitions);
+                for t in transitions.drain(..) {
+                    match agent.as_mut() {
+                        Some(agent) => agent.observe_user(&t, &mut rng),
+                        None => total += t.reward(),
+                    }
+                }
+                if step.terminated {
+                    if let Some(agent) = agent.as_mut() {
+                        agent.end_episode(&step.obs, true);
+                    }
+                    obs = Env::reset(&mut env, None).0;
+                    credit = UserCredit::default();
+                } else {
+                    obs = step.obs;
+                }
+            }
+            black_box(total);
+        }),
+    }
+}
+
+/// lagrangian_dqn's training on the lifetime env as `experiments/lifetime.toml` configures it
+/// (learning from the first step): act, step, per-user credit, a gradient step every 4.
+fn lagrangian_dqn_training(model: Arc<LifetimeModel>) -> Workload {
+    let config = LagrangianDqnConfig {
+        dqn: DqnConfig {
+            learning_rate: 3e-4,
+            buffer_size: 200_000,
+            learning_starts: 0,
+            epsilon_decay_fraction: 0.0,
+            ..DqnConfig::default()
+        },
+        ..LagrangianDqnConfig::default()
+    };
+    let spaces = contract_rl_core::env::EnvKind::from(Arc::clone(&model)).spaces();
+    let agent = LagrangianDqn::new(config, spaces, 10_000_000, &mut AgentRng::seed_from_u64(0));
+    per_user_stepping("lagrangian_dqn/train_env_step", model, Some(Box::new(agent)))
+}
+
+/// The Bayes-correct bid-price policy's decisions without its pricing (the zero-price
+/// ablation): each decision solves the current user's Bayes-adaptive plan over its belief. One
+/// test campaign per run, replayed with the same seed.
+fn bayes_decisions(model: Arc<LifetimeModel>) -> Workload {
+    let mut env = CustomerLifetimeEnv::new(Arc::clone(&model), Split::Test, 0);
+    let mut policy = BidPrice::new(&model, BidPrice::RESOLVE_MONTHS, Pricing::Zero);
+    let decisions = |env: &mut CustomerLifetimeEnv, policy: &mut BidPrice| {
+        env.reset_campaign(0, 0);
+        policy.begin(env);
+        let mut n = 0;
+        while env.current().is_some() {
+            let action = policy.act(env);
+            env.step(action).expect("references act within the mask");
+            n += 1;
+        }
+        n
+    };
+    let per_run = decisions(&mut env, &mut policy);
+    Workload {
+        name: "lifetime_bayes/decision",
+        unit: "decisions",
+        per_run,
+        headline: false,
+        slow: true,
+        run: Box::new(move || {
+            black_box(decisions(&mut env, &mut policy));
+        }),
+    }
+}
+
+/// The Bayes bound of one 200-user test cohort: the dual minimised over the users'
+/// Bayes-adaptive plans (both cores).
+fn bayes_bound_solve(model: Arc<LifetimeModel>) -> Workload {
+    let mut env = CustomerLifetimeEnv::new(model, Split::Test, 0);
+    env.reset_campaign(0, 0);
+    Workload {
+        name: "lifetime_bayes_bound/solve_cohort",
+        unit: "solves",
+        per_run: 1,
+        headline: false,
+        slow: true,
+        run: Box::new(move || {
+            black_box(bayes_bound(&env));
+        }),
+    }
+}
+
+/// The Lagrangian dual minimised over a 200-user cohort (2 rounds of a doubling bracket and
+/// golden-section search per price; the users planned on both cores).
 fn bid_price_solve(model: Arc<LifetimeModel>) -> Workload {
     let mut env = CustomerLifetimeEnv::new(model, Split::Test, 0);
     env.reset_campaign(0, 0);

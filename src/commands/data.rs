@@ -5,8 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use contract_rl_core::env::lifetime::{CampaignReferences, LifetimeConfig, LifetimeModel, evaluate_references};
-use contract_rl_core::env::{EnvFile, Split, check_env as checks};
+use contract_rl_core::env::lifetime::{
+    CampaignReferences, LifetimeConfig, LifetimeModel, POLICIES, Replay, evaluate_references,
+};
+use contract_rl_core::env::{Campaigns, EnvFile, Split, check_env as checks};
+use contract_rl_core::experiment::labels_of;
+use contract_rl_core::report::Named;
 use contract_rl_core::source::{Generator, generate_records};
 use contract_rl_parquet::snapshot::{self, Producer};
 
@@ -53,13 +57,13 @@ pub fn check_env(env: &Path, snapshot: &Path, episodes: usize) -> anyhow::Result
 }
 
 /// `references`: the customer-lifetime references on the test campaigns, each as its mean
-/// return with a 95% interval over the replays and as a share of the bound and of the bid-price
-/// policy.
+/// return with a 95% interval over the campaigns' replays, as shares of the bounds and of the
+/// bid-price policy, and as a paired difference to the bid-price policy on the same replays.
 pub fn references(
     env: &Path,
     snapshot: &Path,
     campaigns: usize,
-    episodes: u64,
+    replays: usize,
     resolve_months: usize,
     seed: u64,
 ) -> anyhow::Result<ExitCode> {
@@ -69,52 +73,75 @@ pub fn references(
     let available = model.campaigns(Split::Test);
     if campaigns > available {
         anyhow::bail!(
-            "--campaigns: the test split of {} has {available} campaigns of {} users; ask for at most {available}",
+            "--campaigns: the test split of {} has {available} disjoint campaigns of {} users; ask for at most {available}",
             snapshot.display(),
             model.config().cohort
         );
     }
     let start = std::time::Instant::now();
-    let runs = evaluate_references(&model, Split::Test, campaigns, episodes, seed, resolve_months);
-    let seconds = start.elapsed().as_secs_f64();
-    let of = |f: fn(&CampaignReferences) -> f64| {
-        let values: Vec<f64> = runs.iter().map(f).collect();
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
-        (mean, 1.96 * sd / n.sqrt())
-    };
-    let rows = [
-        (
-            "myopic oracle",
-            "the latents and the response model; not churn, fatigue or scarcity",
-            of(|r| r.myopic),
-        ),
-        (
-            "bid-price",
-            "the models; latents only through each user's history",
-            of(|r| r.bid_price),
-        ),
-        (
-            "upper bound",
-            "everything; the relaxation of stock and budget",
-            of(|r| r.bound),
-        ),
-    ];
-    let (bound, bid_price) = (rows[2].2.0, rows[1].2.0);
-    println!(
-        "{} test campaigns × {episodes} replays of {} users over {} months ({seconds:.1} s)",
+    let which = Campaigns {
         campaigns,
+        replays,
+        seed,
+    };
+    let runs = evaluate_references(&model, Split::Test, &which, resolve_months);
+    let seconds = start.elapsed().as_secs_f64();
+    let labels = labels_of("customer-lifetime").expect("the lifetime env is labelled");
+    // Each reference's mean over each campaign's replays, in campaign order.
+    let per_campaign = |key: &str| -> Vec<f64> {
+        let value = |c: &CampaignReferences, r: &Replay| match POLICIES.iter().position(|p| *p == key) {
+            Some(i) => r.returns[i],
+            None if key == labels.bound.key => c.bayes_bound,
+            None if labels.second_bound.is_some_and(|b| b.key == key) => r.upper_bound,
+            None => unreachable!("{key} is no reference of the lifetime env"),
+        };
+        runs.iter()
+            .map(|c| c.replays.iter().map(|r| value(c, r)).sum::<f64>() / c.replays.len() as f64)
+            .collect()
+    };
+    let rows: Vec<(Named, Vec<f64>)> = [labels.myopic, labels.online, labels.bound]
+        .into_iter()
+        .chain(labels.second_bound)
+        .chain(labels.others.iter().copied())
+        .map(|named| (named, per_campaign(named.key)))
+        .collect();
+    // Means and 95% intervals over the campaigns (a campaign's replays are not independent of
+    // each other: they share its cohort).
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let half_width = |v: &[f64]| {
+        let (m, n) = (mean(v), v.len() as f64);
+        1.96 * (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt() / n.sqrt()
+    };
+    let of = |key: &str| mean(&per_campaign(key));
+    let bid_price = per_campaign(labels.online.key);
+    let (bound, upper) = (
+        of(labels.bound.key),
+        labels.second_bound.map_or(f64::NAN, |b| of(b.key)),
+    );
+    println!(
+        "{campaigns} test campaigns × {replays} replays of {} users over {} months ({seconds:.1} s); \
+         means and 95% intervals over the campaigns",
         model.config().cohort,
         model.config().months
     );
-    println!("| reference | mean return | 95% interval | % of bound | % of bid-price | knows |");
-    println!("|---|---:|---:|---:|---:|---|");
-    for (name, knows, (mean, half)) in rows {
+    println!(
+        "| reference | mean return | 95% interval | % of {} | % of upper bound | % of {} | paired Δ vs {} | knows |",
+        labels.bound.label, labels.online.label, labels.online.label
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    for (named, v) in rows {
+        let m = mean(&v);
+        let paired: Vec<f64> = v.iter().zip(&bid_price).map(|(a, b)| a - b).collect();
         println!(
-            "| {name} | {mean:.0} | ± {half:.0} | {:.1} | {:.1} | {knows} |",
-            100.0 * mean / bound,
-            100.0 * mean / bid_price
+            "| {} | {m:.0} | ± {:.0} | {:.1} | {:.1} | {:.1} | {:+.0} ± {:.0} | {} |",
+            named.label,
+            half_width(&v),
+            100.0 * m / bound,
+            100.0 * m / upper,
+            100.0 * m / mean(&bid_price),
+            mean(&paired),
+            half_width(&paired),
+            named.knows
         );
     }
     Ok(ExitCode::SUCCESS)

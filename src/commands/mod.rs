@@ -26,10 +26,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             env,
             snapshot,
             campaigns,
-            episodes,
+            replays,
             resolve_months,
             seed,
-        } => data::references(&env, &snapshot, campaigns, episodes, resolve_months, seed),
+        } => data::references(&env, &snapshot, campaigns, replays, resolve_months, seed),
         Command::Run {
             config,
             out,

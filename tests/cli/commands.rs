@@ -74,12 +74,21 @@ fn check_env_references_and_run_take_the_customer_lifetime_env() {
         "envs/customer-lifetime.toml",
         "--campaigns",
         "1",
-        "--episodes",
+        "--replays",
         "1",
     ]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{stdout}");
-    for row in ["| myopic oracle |", "| bid-price |", "| upper bound | "] {
+    for row in [
+        "| myopic oracle |",
+        "| bid-price (OR policy) |",
+        "| Bayes bound |",
+        "| upper bound (latents revealed) |",
+        "| bid-price v1 |",
+        "| zero-price bid-price |",
+        "| rule: cheapest offer once |",
+        "| rule: cheapest offer always |",
+    ] {
         assert!(stdout.contains(row), "{stdout}");
     }
 
@@ -117,8 +126,12 @@ fn check_env_references_and_run_take_the_customer_lifetime_env() {
     }
     for row in [
         "| *bid-price (OR policy)* (reference) |",
-        "| *upper bound* (reference) |",
+        "| *Bayes bound* (reference) |",
+        "| *upper bound (latents revealed)* (reference) |",
+        "| *rule: cheapest offer once* (reference) |",
         "| dqn | 1 |",
+        "| lagrangian_q | 1 |",
+        "| lagrangian_dqn | 1 |",
     ] {
         assert!(stdout.contains(row), "{stdout}");
     }
@@ -134,8 +147,12 @@ fn check_env_references_and_run_take_the_customer_lifetime_env() {
     for column in [
         "iqm_return",
         "pct_of_bid_price",
+        "diff_vs_bid_price",
+        "pct_of_bayes_bound",
         "pct_of_upper_bound",
         "upper_bound_return",
+        "bid_price_v1_return",
+        "rule_once_return",
         "mix_no_offer",
     ] {
         assert!(
@@ -145,10 +162,17 @@ fn check_env_references_and_run_take_the_customer_lifetime_env() {
         );
     }
     let evals = contract_rl_parquet::table::read(&out.join("evals.parquet")).unwrap();
-    // Q-learning and DQN: before training, twice during it, and on the test users; random
+    // The four learners: before training, twice during it, and on the test users; random
     // (which does not train) before and on the test users.
-    assert_eq!(evals.height(), 2 * 4 + 2);
-    for column in ["bid_price_return", "stock_left", "budget_left", "share_premium_24m_d10"] {
+    assert_eq!(evals.height(), 4 * 4 + 2);
+    for column in [
+        "bid_price_return",
+        "bayes_bound_return",
+        "zero_price_return",
+        "stock_left",
+        "budget_left",
+        "share_premium_24m_d10",
+    ] {
         assert!(evals.column(column).is_ok(), "{column}: {:?}", evals.get_column_names());
     }
 
@@ -292,6 +316,7 @@ fn bench_rl_prints_every_headline_rate() {
         ("env/step", "env steps/s"),
         ("env/step_batched_64", "env steps/s"),
         ("lifetime_env/step", "env steps/s"),
+        ("lifetime_credit/step", "env steps/s"),
         ("q_learning/train_step", "env steps/s"),
         ("q_learning/train_step_10_seeds_batched", "env steps/s"),
         ("dqn/gradient_step_batch64", "gradient steps/s"),

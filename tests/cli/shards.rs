@@ -15,8 +15,8 @@ fn run(args: &[&str]) {
 #[test]
 fn three_shards_merged_equal_the_unsharded_run_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
-    // The lifetime experiment, shrunk: random, Q-learning and DQN (which saves checkpoints),
-    // 2 seeds: 6 runs, 2 per shard.
+    // The lifetime experiment, shrunk: random, Q-learning, DQN, lagrangian_q and lagrangian_dqn
+    // (the DQNs save checkpoints, lagrangian_dqn's with its prices beside), 2 seeds: 10 runs.
     let experiment = support::lifetime_experiment_file("experiments/lifetime.toml", dir.path(), "x.toml", |t| {
         support::shrink(t, &[1, 2], 4, 2, 2);
     });
@@ -61,10 +61,18 @@ fn three_shards_merged_equal_the_unsharded_run_byte_for_byte() {
     ] {
         assert!(read("whole", file) == read("merged", file), "{file} differs");
     }
-    // The shards' saved networks are copied as they are, and equal the unsharded run's (a
-    // checkpoint's bytes are its weights'). DQN runs are places 5 and 6 of 6: shards 2 and 3.
-    for (shard, seed) in [("shard2", 1), ("shard3", 2)] {
-        let file = format!("checkpoints/dqn-seed{seed}.bpk");
+    // The shards' saved networks (and lagrangian_dqn's prices) are copied as they are, and
+    // equal the unsharded run's (a checkpoint's bytes are its weights'). The DQN runs are
+    // places 4 and 5 of 0..10 (shards 2 and 3), lagrangian_dqn's 8 and 9 (shards 3 and 1).
+    for (shard, file) in [
+        ("shard2", "dqn-seed1.bpk"),
+        ("shard3", "dqn-seed2.bpk"),
+        ("shard3", "lagrangian_dqn-seed1.bpk"),
+        ("shard3", "lagrangian_dqn-seed1.prices.json"),
+        ("shard1", "lagrangian_dqn-seed2.bpk"),
+        ("shard1", "lagrangian_dqn-seed2.prices.json"),
+    ] {
+        let file = format!("checkpoints/{file}");
         assert!(read(shard, &file) == read("merged", &file), "{file} not copied as is");
         assert!(read("whole", &file) == read("merged", &file), "{file} differs");
     }

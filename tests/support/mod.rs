@@ -81,7 +81,7 @@ pub fn lifetime_experiment_file(
 }
 
 /// Shrinks an experiment table to `seeds`, `train_episodes` per run, and `eval_episodes`
-/// held-out campaigns every `every` episodes.
+/// held-out campaigns (one replay each) every `every` episodes.
 pub fn shrink(t: &mut toml::Table, seeds: &[i64], train_episodes: i64, every: i64, eval_episodes: i64) {
     t.insert(
         "seeds".into(),
@@ -94,6 +94,7 @@ pub fn shrink(t: &mut toml::Table, seeds: &[i64], train_episodes: i64, every: i6
     let eval = t["evaluation"].as_table_mut().unwrap();
     eval.insert("every_episodes".into(), Value::Integer(every));
     eval.insert("episodes".into(), Value::Integer(eval_episodes));
+    eval.insert("replays".into(), Value::Integer(1));
 }
 
 /// A `[[agents]]` list of one agent of `kind` with `fields`.

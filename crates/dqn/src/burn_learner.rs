@@ -11,7 +11,7 @@ use burn::prelude::*;
 use contract_rl_core::agents::DqnConfig;
 use ndarray::{Array1, Array2};
 
-use crate::dqn::Learner;
+use crate::learner::Learner;
 use crate::mlp::Mlp;
 use crate::replay::Batch;
 

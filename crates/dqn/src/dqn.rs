@@ -1,97 +1,25 @@
 //! DQN (Mnih et al. 2015), with Double DQN (van Hasselt et al. 2016) on by default and action
 //! masking in both the behaviour argmax and the bootstrap.
 //!
-//! Hyperparameters → network → schedule → act → learn. The network is a plain `ndarray` MLP
-//! ([`Mlp`]) that acting, the target and the bootstrap read; a [`Learner`] takes the gradient
-//! steps: written out on `ndarray` by default, or burn's autodiff and Adam (the reference),
-//! whose online network lives on burn's autodiff device with a plain copy refreshed after every
-//! step. The target is never on the autodiff device (its graph would grow with training).
-//! Initial weights are drawn from the run's own RNG (burn's initialiser draws from one
-//! process-wide generator, which would make runs on parallel threads depend on scheduling).
-//! Checkpoints are burn's burnpack files, whichever learner trained the network.
+//! Hyperparameters → network ([`QFunction`]) → schedule → act → learn: the env's transitions go
+//! into a replay ring, sampled for a gradient step every `train_freq` env steps.
 
 use std::path::Path;
 
-use burn::prelude::*;
-use contract_rl_core::agents::{
-    Agent, AgentError, AgentRng, Diagnostics, DiagnosticsSums, DqnConfig, DqnLearner, EpsilonSchedule, Transition,
-    argmax_by, masked_argmax,
-};
-use contract_rl_core::env::{ActionMask, Observation};
-use ndarray::{Array2, ArrayView2, Axis};
+use contract_rl_core::agents::{Agent, AgentError, AgentRng, Diagnostics, DqnConfig, EpsilonSchedule, Transition};
+use contract_rl_core::env::Observation;
 
-use crate::burn_learner::{BurnLearner, QNetwork};
-use crate::mlp::Mlp;
-use crate::ndarray_learner::NdarrayLearner;
+use crate::qfunction::QFunction;
 use crate::replay::{Batch, ReplayBuffer};
-
-/// What trains the online network ([`DqnLearner`]).
-pub(crate) trait Learner: Send {
-    /// The online network's current weights.
-    fn mlp(&self) -> &Mlp;
-
-    /// Replaces the online network's weights (the optimiser's moments stay).
-    fn set_mlp(&mut self, mlp: Mlp);
-
-    /// One gradient step of the loss between Q(s, a) of `batch` and the targets `y`; returns
-    /// the loss and the mean Q(s, a) before the step.
-    fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32);
-}
-
-/// The learner `config` names, for the network `mlp`.
-fn learner(mlp: Mlp, config: &DqnConfig) -> Box<dyn Learner> {
-    match config.learner {
-        DqnLearner::Ndarray => Box::new(NdarrayLearner::new(mlp, config.batch_size)),
-        DqnLearner::Burn => Box::new(BurnLearner::new(mlp, config)),
-    }
-}
-
-/// A value low enough that a masked action never wins a max, finite so that it vanishes when
-/// multiplied by zero at the end of a campaign.
-const MASKED: f32 = -1e9;
-
-/// The masked max (or, with `chooser`, the value under `values` of the chooser's masked argmax)
-/// of each row.
-fn masked_bootstrap<'a>(
-    values: &'a Array2<f32>,
-    chooser: Option<&'a Array2<f32>>,
-    masks: &'a [u16],
-) -> impl Iterator<Item = f32> + 'a {
-    values
-        .axis_iter(Axis(0))
-        .zip(masks)
-        .enumerate()
-        .map(move |(row, (v, mask))| {
-            let mask = ActionMask(*mask);
-            let pick = match chooser {
-                Some(c) => argmax_by(mask.iter(), |a| f64::from(c[[row, a]])),
-                None => argmax_by(mask.iter(), |a| f64::from(v[a])),
-            };
-            pick.map_or(MASKED, |a| v[a])
-        })
-}
 
 /// The file extension of DQN checkpoints (burn's burnpack).
 pub const CHECKPOINT_EXTENSION: &str = "bpk";
 
-/// One observation's dense vector as a one-row matrix.
-fn as_row(obs: &Observation) -> ArrayView2<'_, f32> {
-    let dense = obs.dense();
-    ArrayView2::from_shape((1, dense.len()), dense).expect("one row")
-}
-
 /// A DQN agent.
 pub struct Dqn {
-    config: DqnConfig,
-    diagnostics: DiagnosticsSums,
-    learner: Box<dyn Learner>,
-    target: Mlp,
+    q: QFunction,
     buffer: ReplayBuffer,
     batch: Batch,
-    targets: Vec<f32>,
-    /// Layer outputs of acting (one row), the target and the online network on a minibatch.
-    acting: Vec<Array2<f32>>,
-    bootstrap: [Vec<Array2<f32>>; 2],
     steps: u64,
     schedule: EpsilonSchedule,
 }
@@ -100,19 +28,9 @@ impl Dqn {
     /// A fresh agent for dense observations of `dense_len` entries and `n_actions` actions,
     /// with weights drawn from `rng`, whose ε schedule spans `total_steps`.
     pub fn new(config: DqnConfig, dense_len: usize, n_actions: usize, total_steps: u64, rng: &mut AgentRng) -> Self {
-        let sizes: Vec<usize> = std::iter::once(dense_len)
-            .chain(config.hidden.iter().copied())
-            .chain(std::iter::once(n_actions))
-            .collect();
-        let online = Mlp::draw(&sizes, rng);
         Self {
-            acting: online.buffers(1),
-            bootstrap: [online.buffers(config.batch_size), online.buffers(config.batch_size)],
-            target: online.clone(),
-            learner: learner(online, &config),
             buffer: ReplayBuffer::new(config.buffer_size, dense_len),
             batch: Batch::default(),
-            targets: Vec::with_capacity(config.batch_size),
             steps: 0,
             schedule: EpsilonSchedule::new(
                 config.epsilon_start,
@@ -120,8 +38,7 @@ impl Dqn {
                 config.epsilon_decay_fraction,
                 total_steps,
             ),
-            diagnostics: DiagnosticsSums::default(),
-            config,
+            q: QFunction::new(config, dense_len, n_actions, rng),
         }
     }
 
@@ -132,75 +49,43 @@ impl Dqn {
 
     /// Q-values of the online network for one observation.
     pub fn q_values(&self, obs: &Observation) -> Vec<f32> {
-        self.learner.mlp().forward(as_row(obs)).into_raw_vec_and_offset().0
-    }
-
-    /// The valid action of highest Q.
-    fn greedy(&mut self, obs: &Observation) -> usize {
-        let q = self.learner.mlp().forward_into(as_row(obs), &mut self.acting);
-        masked_argmax(obs, |a| f64::from(q[[0, a]])).expect("a valid action")
+        self.q.values(obs.dense())
     }
 
     /// Q-values of the target network for one observation.
     pub fn target_q_values(&self, obs: &Observation) -> Vec<f32> {
-        self.target.forward(as_row(obs)).into_raw_vec_and_offset().0
+        self.q.target_values(obs.dense())
     }
 
     /// Saves the online network with burn's recorder (burnpack), whichever learner trained it.
     pub fn save(&self, path: &Path) -> Result<(), burn::store::RecordError> {
-        QNetwork::from_mlp(self.learner.mlp(), &Device::flex()).save_file(path)
+        self.q.save(path)
     }
 
     /// Loads the online network saved by [`Self::save`]; the target follows it.
     pub fn load(&mut self, path: &Path) -> Result<(), burn::store::RecordError> {
-        let network = QNetwork::from_mlp(self.learner.mlp(), &Device::flex()).try_load_file(path)?;
-        self.target = network.to_mlp();
-        self.learner.set_mlp(self.target.clone());
-        Ok(())
+        self.q.load(path)
     }
 
-    /// One gradient step on a sampled minibatch, in a fixed order: sample → bootstrap on the
-    /// target (and, for double DQN, the online network's choice) → the learner's step → target
-    /// sync.
+    /// One gradient step on a sampled minibatch.
     pub fn gradient_step(&mut self, rng: &mut AgentRng) {
-        let (b, c) = (self.config.batch_size, &self.config);
-        self.buffer.sample(b, rng, &mut self.batch);
-        // Targets, without gradients: r + γ (1 − terminated) Q_target(s', a*).
-        let next = ArrayView2::from_shape((b, self.target.inputs()), &self.batch.next_obs).expect("batch shape");
-        let [target_outputs, chooser_outputs] = &mut self.bootstrap;
-        let target_values = self.target.forward_into(next, target_outputs);
-        let chooser = c
-            .double_dqn
-            .then(|| self.learner.mlp().forward_into(next, chooser_outputs));
-        let bootstrap = masked_bootstrap(target_values, chooser, &self.batch.next_masks);
-        let batch = &self.batch;
-        self.targets.clear();
-        self.targets.extend(bootstrap.enumerate().map(|(i, next)| {
-            let r = batch.rewards[i] * c.reward_scale;
-            r + c.gamma as f32 * (1.0 - batch.terminated[i]) * next
-        }));
-        // Forward, loss, backward, optimiser step.
-        let (loss, q_mean) = self.learner.train(&self.batch, &self.targets, c);
-        self.diagnostics.add(f64::from(loss), f64::from(q_mean));
-        // Polyak target sync (hard copies follow env steps, in `observe`).
-        if c.tau < 1.0 {
-            self.target.blend(self.learner.mlp(), c.tau as f32);
-        }
+        self.buffer.sample(self.q.config().batch_size, rng, &mut self.batch);
+        self.q.train(&self.batch);
     }
 }
 
 impl Agent for Dqn {
     fn act(&mut self, obs: &Observation, rng: &mut AgentRng) -> usize {
         let (schedule, steps) = (self.schedule, self.steps);
-        schedule.act(steps, obs.mask, rng, || self.greedy(obs))
+        schedule.act(steps, obs.mask, rng, || self.q.greedy(obs.dense(), obs.mask))
     }
 
     fn act_greedy(&mut self, obs: &Observation, _rng: &mut AgentRng) -> usize {
-        self.greedy(obs)
+        self.q.greedy(obs.dense(), obs.mask)
     }
 
     fn diagnostics(&mut self) -> Option<Diagnostics> {
-        Some(self.diagnostics.take(self.epsilon()))
+        Some(self.q.diagnostics(self.epsilon()))
     }
 
     fn checkpoint_extension(&self) -> Option<&'static str> {
@@ -224,14 +109,10 @@ impl Agent for Dqn {
             t.terminated,
             t.next_obs.mask.0,
         );
-        if self.steps >= self.config.learning_starts && self.steps.is_multiple_of(self.config.train_freq) {
-            for _ in 0..self.config.gradient_steps {
-                self.gradient_step(rng);
-            }
+        for _ in 0..self.q.gradient_steps_due(self.steps) {
+            self.gradient_step(rng);
         }
-        if self.config.tau >= 1.0 && self.steps.is_multiple_of(self.config.target_update_interval) {
-            self.target = self.learner.mlp().clone();
-        }
+        self.q.after_env_step(self.steps);
     }
 }
 
@@ -240,10 +121,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use contract_rl_core::agents::MyopicOracle;
+    use crate::qfunction::masked_bootstrap;
+    use contract_rl_core::agents::{DqnLearner, MyopicOracle};
+    use contract_rl_core::env::ActionMask;
     use contract_rl_core::env::{ContractChoiceEnv, EnvConfig, EnvModel, MAX_CONTRACTS, Split};
     use contract_rl_core::experiment::{Mode, evaluate, play_episode};
     use contract_rl_core::source::{Generator, generate_records};
+    use ndarray::{Array2, ArrayView2};
     use rand::SeedableRng;
 
     /// An env of one region, no state buckets, campaigns of `episode_len` users and the
@@ -417,7 +301,7 @@ mod tests {
                 ..small_config()
             };
             let agent = train(&model, config, 8, 40);
-            let batch = agent.learner.mlp().forward(minibatch);
+            let batch = agent.q.online().forward(minibatch);
             for (o, batch_row) in observations.iter().zip(batch.rows()) {
                 let one: Vec<u32> = agent.q_values(o).iter().map(|q| q.to_bits()).collect();
                 let row: Vec<u32> = batch_row.iter().map(|q| q.to_bits()).collect();

@@ -1,19 +1,26 @@
-//! DQN for contract-rl ([`Dqn`], with its [`ReplayBuffer`]): gradient steps written out on
-//! `ndarray` or by burn's pure-Rust CPU backend, checkpoints in burn's format;
-//! and [`DqnAgents`], the agent factory that adds the `dqn` kind to the core's.
+//! DQN for contract-rl ([`Dqn`], with its [`ReplayBuffer`]) and its per-user form under resource
+//! prices ([`LagrangianDqn`]): gradient steps written out on `ndarray` or by burn's pure-Rust
+//! CPU backend, checkpoints in burn's format; and [`DqnAgents`], the agent factory that adds the
+//! `dqn` and `lagrangian_dqn` kinds to the core's.
 
 mod burn_learner;
 mod dqn;
+mod lagrangian;
+mod learner;
 mod mlp;
 mod ndarray_learner;
+mod qfunction;
 mod replay;
 
-use contract_rl_core::agents::{Agent, AgentConfig, AgentError, AgentFactory, AgentRng, CoreAgents, DqnConfig};
+use contract_rl_core::agents::{
+    Agent, AgentConfig, AgentError, AgentFactory, AgentRng, CoreAgents, DqnConfig, LagrangianDqnConfig, coupled,
+};
 use contract_rl_core::env::{EnvKind, Spaces};
 use rand::SeedableRng;
 
 pub use dqn::{CHECKPOINT_EXTENSION, Dqn};
-pub use replay::{Batch, ReplayBuffer};
+pub use lagrangian::LagrangianDqn;
+pub use replay::{Batch, ReplayBuffer, Stored, Uses};
 
 /// Builds every agent kind: `dqn` here, the others through [`CoreAgents`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,6 +39,21 @@ impl DqnAgents {
         }
         Ok(agent)
     }
+
+    /// A `lagrangian_dqn` for `env`; with a checkpoint, loaded from it (network and prices).
+    fn lagrangian(
+        config: &LagrangianDqnConfig,
+        env: &EnvKind,
+        total_steps: u64,
+        rng: &mut AgentRng,
+    ) -> Result<LagrangianDqn, AgentError> {
+        coupled(env, "lagrangian_dqn")?;
+        let mut agent = LagrangianDqn::new(config.clone(), env.spaces(), total_steps, rng);
+        if let Some(path) = &config.dqn.checkpoint {
+            agent.load(path)?;
+        }
+        Ok(agent)
+    }
 }
 
 impl AgentFactory for DqnAgents {
@@ -43,6 +65,10 @@ impl AgentFactory for DqnAgents {
                 Self::dqn(c, env.spaces(), 1, &mut AgentRng::seed_from_u64(0)).map(drop)
             }
             AgentConfig::Dqn(_) => Ok(()),
+            AgentConfig::LagrangianDqn(c) if c.dqn.checkpoint.is_some() => {
+                Self::lagrangian(c, env, 1, &mut AgentRng::seed_from_u64(0)).map(drop)
+            }
+            AgentConfig::LagrangianDqn(_) => coupled(env, "lagrangian_dqn").map(drop),
             other => CoreAgents.check(other, env),
         }
     }
@@ -56,6 +82,7 @@ impl AgentFactory for DqnAgents {
     ) -> Result<Box<dyn Agent>, AgentError> {
         match config {
             AgentConfig::Dqn(c) => Ok(Box::new(Self::dqn(c, env.spaces(), total_steps, rng)?)),
+            AgentConfig::LagrangianDqn(c) => Ok(Box::new(Self::lagrangian(c, env, total_steps, rng)?)),
             other => CoreAgents.build(other, env, total_steps, rng),
         }
     }

@@ -12,7 +12,7 @@ use contract_rl_core::agents::DqnConfig;
 use contract_rl_core::agents::DqnLearner;
 use ndarray::{Array, Array2, ArrayView2, Dimension, linalg::general_mat_mul};
 
-use crate::dqn::Learner;
+use crate::learner::Learner;
 use crate::mlp::Mlp;
 use crate::replay::Batch;
 

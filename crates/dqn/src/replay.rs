@@ -1,6 +1,7 @@
 //! The DQN replay buffer: a ring of transitions in flat, contiguous arrays, sampled uniformly
 //! with the run's RNG. It stores `terminated`, not `terminated || truncated`: a time limit is
-//! not an end of the task.
+//! not an end of the task. A transition may carry what its decision used of priced resources
+//! (an offer's cost, a handset), for learners that relabel rewards at sampled prices.
 
 use rand::RngExt;
 
@@ -19,6 +20,24 @@ pub struct ReplayBuffer {
     rewards: Vec<f32>,
     terminated: Vec<f32>,
     next_masks: Vec<u16>,
+    uses: Vec<Uses>,
+}
+
+/// What a decision used of priced resources: its offer's cost and the handsets it took.
+pub type Uses = [f32; 2];
+
+/// One transition to store.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    pub obs: &'a [f32],
+    pub action: usize,
+    pub reward: f32,
+    pub uses: Uses,
+    pub next_obs: &'a [f32],
+    /// The task ended: no bootstrap past it.
+    pub terminated: bool,
+    /// Valid actions in the next observation.
+    pub next_mask: u16,
 }
 
 /// A sampled minibatch, row-major.
@@ -36,6 +55,8 @@ pub struct Batch {
     pub terminated: Vec<f32>,
     /// Valid actions in the next observation.
     pub next_masks: Vec<u16>,
+    /// What each decision used of priced resources.
+    pub uses: Vec<Uses>,
 }
 
 impl ReplayBuffer {
@@ -52,6 +73,7 @@ impl ReplayBuffer {
             rewards: vec![0.0; capacity],
             terminated: vec![0.0; capacity],
             next_masks: vec![0; capacity],
+            uses: vec![[0.0; 2]; capacity],
         }
     }
 
@@ -75,7 +97,31 @@ impl ReplayBuffer {
         terminated: bool,
         next_mask: u16,
     ) {
+        self.store(Stored {
+            obs,
+            action,
+            reward,
+            uses: [0.0; 2],
+            next_obs,
+            terminated,
+            next_mask,
+        });
+    }
+
+    /// Stores a transition that may have used priced resources, overwriting the oldest when
+    /// full.
+    pub fn store(&mut self, t: Stored) {
+        let Stored {
+            obs,
+            action,
+            reward,
+            uses,
+            next_obs,
+            terminated,
+            next_mask,
+        } = t;
         let i = self.next;
+        self.uses[i] = uses;
         self.obs[i * self.dim..(i + 1) * self.dim].copy_from_slice(obs);
         self.next_obs[i * self.dim..(i + 1) * self.dim].copy_from_slice(next_obs);
         self.actions[i] = action as u32;
@@ -94,6 +140,7 @@ impl ReplayBuffer {
         batch.rewards.clear();
         batch.terminated.clear();
         batch.next_masks.clear();
+        batch.uses.clear();
         for _ in 0..size {
             let i = rng.random_range(0..self.len);
             batch.obs.extend_from_slice(&self.obs[i * self.dim..(i + 1) * self.dim]);
@@ -104,6 +151,7 @@ impl ReplayBuffer {
             batch.rewards.push(self.rewards[i]);
             batch.terminated.push(self.terminated[i]);
             batch.next_masks.push(self.next_masks[i]);
+            batch.uses.push(self.uses[i]);
         }
     }
 }

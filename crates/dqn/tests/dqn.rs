@@ -125,52 +125,112 @@ fn a_checkpoint_of_another_shape_stops_the_experiment_before_work() {
     assert!(message.contains("dqn-seed1.bpk"), "{message}");
 }
 
-/// The lifetime experiment, shrunk: random, tabular Q and a small DQN, 2 seeds, 30 campaigns.
+/// The lifetime experiment, shrunk: every agent kind it lists, 2 seeds, 30 campaigns, 4
+/// campaigns of 2 replays per evaluation, small networks.
 fn lifetime_experiment(dir: &Path) -> Experiment {
     let path = support::lifetime_experiment_file("experiments/lifetime.toml", dir, "lifetime.toml", |t| {
         support::shrink(t, &[0, 1], 30, 15, 4);
-        let dqn = t["agents"]
-            .as_array_mut()
-            .unwrap()
-            .last_mut()
-            .unwrap()
+        t["evaluation"]
             .as_table_mut()
-            .unwrap();
-        dqn.insert("hidden".into(), Value::Array(vec![Value::Integer(16)]));
-        dqn.insert("learning_starts".into(), Value::Integer(500));
+            .unwrap()
+            .insert("replays".into(), Value::Integer(2));
+        for agent in t["agents"].as_array_mut().unwrap() {
+            let agent = agent.as_table_mut().unwrap();
+            let network = match agent["kind"].as_str().unwrap() {
+                "dqn" => agent,
+                "lagrangian_dqn" => agent.get_mut("dqn").unwrap().as_table_mut().unwrap(),
+                _ => continue,
+            };
+            network.insert("hidden".into(), Value::Array(vec![Value::Integer(16)]));
+            network.insert("learning_starts".into(), Value::Integer(500));
+        }
     });
     let (config, env) = Experiment::load_config(&path).unwrap();
     Experiment::new(&path, config, env, &support::sample_records(), &DqnAgents).unwrap()
 }
 
+/// Mean and standard error.
+fn mean_and_se(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
 #[test]
-fn on_the_lifetime_env_the_upper_bound_is_above_every_agent_and_reference_on_every_campaign() {
+fn on_the_lifetime_env_each_bound_is_above_what_it_bounds_through_the_runner() {
     let dir = tempfile::tempdir().unwrap();
     let experiment = lifetime_experiment(dir.path());
     let results = experiment.run(&DqnAgents, &RunOptions::default(), &|_| {}).unwrap();
     let agents: Vec<&str> = results.runs.iter().map(|r| r.agent.as_str()).collect();
-    assert_eq!(agents, ["random", "random", "q_learning", "q_learning", "dqn", "dqn"]);
+    assert_eq!(
+        agents,
+        [
+            "random",
+            "random",
+            "q_learning",
+            "q_learning",
+            "dqn",
+            "dqn",
+            "lagrangian_q",
+            "lagrangian_q",
+            "lagrangian_dqn",
+            "lagrangian_dqn"
+        ]
+    );
     for split in [Split::Validation, Split::Test] {
         let references = experiment.references(split);
-        assert_eq!(references.bound.len(), 4);
-        for (i, bound) in references.bound.iter().enumerate() {
-            let (myopic, online) = (references.myopic[i], references.online[i]);
+        let upper = references.second_bound.as_ref().unwrap();
+        assert_eq!((references.bound.len(), upper.len()), (4, 4));
+        for (i, (bayes, upper)) in references.bound.iter().zip(upper).enumerate() {
             assert!(
-                myopic < *bound && online < *bound,
-                "{split:?} campaign {i}: {myopic}, {online} vs {bound}"
+                bayes < upper,
+                "{split:?} campaign {i}: Bayes bound {bayes} above the upper bound {upper}"
             );
+            let online = references.online[i];
+            assert!(
+                references.myopic[i] < *upper && online < *upper,
+                "{split:?} campaign {i}"
+            );
+            // Every agent's mean over the campaign's replays: the upper bound, with room to spare.
             for run in &results.runs {
                 for eval in run.evals.iter().filter(|e| e.split == split) {
-                    let got = eval.campaigns[i].return_;
+                    let got = (eval.campaigns[2 * i].return_ + eval.campaigns[2 * i + 1].return_) / 2.0;
                     assert!(
-                        got < *bound,
-                        "{} seed {} after {} episodes, {split:?} campaign {i}: {got} vs bound {bound}",
+                        got < *upper,
+                        "{} seed {} after {} episodes, {split:?} campaign {i}: {got} vs bound {upper}",
                         run.agent,
                         run.seed,
                         eval.episode
                     );
                 }
             }
+        }
+        // The Bayes bound holds in expectation for every policy that does not see the latents:
+        // the agents' and the references' means over campaigns and replays stay below it but for
+        // sampling noise (3 standard errors).
+        let bound: f64 = references.bound.iter().sum::<f64>() / 4.0;
+        let finals = results
+            .runs
+            .iter()
+            .map(|r| r.evals.iter().rfind(|e| e.split == split).unwrap());
+        for campaigns in finals.map(|e| e.campaigns.iter().map(|c| c.return_).collect::<Vec<_>>()) {
+            let (mean, se) = mean_and_se(&campaigns);
+            assert!(
+                mean - 3.0 * se < bound,
+                "{split:?}: an agent's {mean} ± {se} above the Bayes bound {bound}"
+            );
+        }
+        for (label, values) in [("bid-price", &references.online)]
+            .into_iter()
+            .chain(references.others.iter().map(|v| ("another reference", v)))
+        {
+            let gaps: Vec<f64> = references.bound.iter().zip(values).map(|(b, v)| b - v).collect();
+            let (gap, se) = mean_and_se(&gaps);
+            assert!(
+                gap + 3.0 * se > 0.0,
+                "{split:?}: {label} {gap} ± {se} below the Bayes bound"
+            );
         }
     }
     // The OR policy beats the myopic one by at least 10% on the test campaigns.

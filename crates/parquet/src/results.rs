@@ -91,7 +91,8 @@ struct Manifest<'a> {
     env: serde_json::Value,
     /// The evals column the summary and comparisons score runs by.
     score: &'static str,
-    /// The references' evals columns with their labels: myopic, best online, bound.
+    /// The references' evals columns with their labels: myopic, best online, bound, then the
+    /// env kind's others.
     references: Vec<ReferenceColumn>,
     snapshot: SnapshotRef<'a>,
     build: Build,
@@ -164,15 +165,16 @@ impl LoadedExperiment {
         let config = self.experiment.config();
         let env = self.experiment.kind().config_json();
         let l = labels(self.experiment.kind());
+        let means = self.experiment.references(Split::Test).means();
         Manifest {
             experiment: &config.name,
             config_sha256: self.config_sha256(),
             config,
             env,
             score: l.score.key,
-            references: [l.myopic, l.online, l.bound]
-                .iter()
-                .map(|r| ReferenceColumn {
+            references: l
+                .references(&means)
+                .map(|(r, _)| ReferenceColumn {
                     column: format!("{}_{}", r.key, l.score.key),
                     label: r.label,
                 })
@@ -215,6 +217,19 @@ impl LoadedExperiment {
         };
         let reference = |e: &EvalPoint| self.experiment.references(e.split).means();
         let key = |reference: &str| format!("{reference}_{}", l.score.key);
+        let (validation, test) = (
+            self.experiment.references(Split::Validation).means(),
+            self.experiment.references(Split::Test).means(),
+        );
+        let reference_columns: Vec<Column> = l
+            .references(&test)
+            .zip(l.references(&validation))
+            .map(|((named, test), (_, validation))| {
+                f64_column(&key(named.key), &|e| {
+                    if e.split == Split::Test { test } else { validation }
+                })
+            })
+            .collect();
         let mut columns = vec![
             Column::new(
                 "agent".into(),
@@ -240,12 +255,12 @@ impl LoadedExperiment {
                 mean(e.campaigns.iter().map(|c| c.expected_return))
             }),
             f64_column("return", &|e| mean(e.campaigns.iter().map(|c| c.return_))),
-            f64_column(&key(l.myopic.key), &|e| reference(e).myopic),
-            f64_column(&key(l.online.key), &|e| reference(e).online),
-            f64_column(&key(l.bound.key), &|e| reference(e).bound),
+        ];
+        columns.extend(reference_columns);
+        columns.extend([
             f64_column("regret", &|e| reference(e).online - score.mean(&e.campaigns)),
             f64_column("acceptance_rate", &|e| acceptance_rate(&e.campaigns)),
-        ];
+        ]);
         let actions = kind.action_names();
         for (a, action) in actions.iter().enumerate() {
             let name = format!("mix_{action}");
@@ -291,9 +306,11 @@ impl LoadedExperiment {
         policies.push((l.myopic.key, "myopic", None, &references[0]));
         policies.push((l.online.key, "online", None, &references[1]));
         let (actions, segments) = (kind.action_names(), kind.segment_names());
+        let replays = self.experiment.config().evaluation.replays;
         let mut rows = Recommendations::default();
         for (policy, role, seed, traces) in policies {
-            for (campaign, trace) in traces.iter().enumerate() {
+            for (entry, trace) in traces.iter().enumerate() {
+                let (campaign, replay) = (entry / replays, entry % replays);
                 for (decision, ((&user, &action), &expected_reward)) in trace
                     .users
                     .iter()
@@ -305,6 +322,7 @@ impl LoadedExperiment {
                     rows.role.push(role);
                     rows.seed.push(seed);
                     rows.campaign.push(campaign as i64);
+                    rows.replay.push(replay as i64);
                     rows.decision.push(decision as i64);
                     rows.user.push(i64::from(user));
                     rows.segment.push(segments[kind.segment(user)].as_str());
@@ -318,6 +336,7 @@ impl LoadedExperiment {
             "role" => rows.role,
             "seed" => rows.seed,
             "campaign" => rows.campaign,
+            "replay" => rows.replay,
             "decision" => rows.decision,
             "user" => rows.user,
             "segment" => rows.segment,
@@ -336,6 +355,8 @@ struct Recommendations<'a> {
     role: Vec<&'a str>,
     seed: Vec<Option<i64>>,
     campaign: Vec<i64>,
+    /// The campaign's replay (from 0; contract choice has one).
+    replay: Vec<i64>,
     decision: Vec<i64>,
     user: Vec<i64>,
     segment: Vec<&'a str>,
@@ -404,14 +425,27 @@ fn summary_frame(summary: &Summary) -> PolarsResult<DataFrame> {
         "ci95_low" => col(|a| a.ci_low),
         "ci95_high" => col(|a| a.ci_high),
         format!("pct_of_{}", l.online.key) => col(|a| a.pct_of_online),
+        format!("diff_vs_{}", l.online.key) => col(|a| a.paired_difference),
+        "diff_ci95_low" => col(|a| a.paired_ci.0),
+        "diff_ci95_high" => col(|a| a.paired_ci.1),
         format!("pct_of_{}", l.bound.key) => col(|a| a.pct_of_bound),
         format!("pct_of_{}", l.myopic.key) => col(|a| a.pct_of_myopic),
         "iqm_regret" => col(|a| a.iqm_regret),
         "mean_acceptance_rate" => col(|a| a.mean_acceptance_rate),
-        format!("{}_{score}", l.myopic.key) => vec![r.myopic; n],
-        format!("{}_{score}", l.online.key) => vec![r.online; n],
-        format!("{}_{score}", l.bound.key) => vec![r.bound; n],
     )?;
+    if let Some(second) = l.second_bound {
+        frame.with_column(Column::new(
+            format!("pct_of_{}", second.key).into(),
+            summary
+                .agents
+                .iter()
+                .map(|a| a.pct_of_second_bound.unwrap_or(f64::NAN))
+                .collect::<Vec<f64>>(),
+        ))?;
+    }
+    for (named, value) in l.references(r) {
+        frame.with_column(Column::new(format!("{}_{score}", named.key).into(), vec![value; n]))?;
+    }
     for (c, name) in summary.actions.iter().enumerate() {
         frame.with_column(Column::new(
             format!("mix_{name}").into(),
@@ -427,12 +461,18 @@ fn metrics_frame(results: &Results) -> DataFrame {
     for run in &results.runs {
         for m in &run.metrics {
             let d = &m.diagnostics;
+            let prices = d
+                .prices
+                .map(|[budget, stock]| [("charts/budget_price", budget), ("charts/stock_price", stock)]);
             for (name, value) in [
                 ("losses/td_loss", d.td_loss),
                 ("losses/q_values", d.q_values),
                 ("charts/epsilon", d.epsilon),
                 ("charts/SPS", m.steps_per_sec),
-            ] {
+            ]
+            .into_iter()
+            .chain(prices.into_iter().flatten())
+            {
                 rows.push((&run.agent, run.seed, m.step, name, value));
             }
         }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::ReportError;
@@ -128,7 +129,8 @@ fn tick(v: &f64) -> String {
         a if a >= 1e6 => format!("{:.1}M", v / 1e6),
         a if a >= 1e4 => format!("{:.0}k", v / 1e3),
         a if a >= 10.0 || *v == 0.0 => format!("{v:.0}"),
-        a if a >= 0.1 => format!("{v:.2}"),
+        a if a >= 1.0 => format!("{v:.2}"),
+        a if a >= 0.1 => format!("{v:.3}"),
         _ => format!("{v:.4}"),
     }
 }
@@ -146,17 +148,13 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 fn learning_curves<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> DrawResult {
-    let references: Vec<(String, f64)> = data
-        .references
-        .iter()
-        .map(|r| (format!("{} (reference)", r.label), r.value))
-        .collect();
+    let references: Vec<(String, f64)> = data.references.iter().map(|r| (r.label.clone(), r.value)).collect();
     curves(
         area,
         data,
         &data.curves,
         format!(
-            "Learning curves: validation campaigns, IQM {} over seeds, 95% band",
+            "Learning curves: validation campaigns, IQM {} over seeds, 95% band; dashed: references",
             data.score
         ),
         format!("{} per campaign", data.score),
@@ -236,9 +234,13 @@ fn curves<DB: DrawingBackend>(
             .label(&curve.agent)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    for (k, (label, value)) in levels.iter().enumerate() {
-        let c = [BLACK, RGBColor(90, 90, 90), RGBColor(160, 160, 160)][k % 3];
-        let style = ShapeStyle::from(&c).stroke_width(1);
+    // Each level a dashed line named at its right end (levels closer than 2% of the axis share
+    // one name), so the legend keeps to the agents.
+    let style = ShapeStyle::from(&RGBColor(90, 90, 90)).stroke_width(1);
+    let mut sorted: Vec<&(String, f64)> = levels.iter().collect();
+    sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut groups: Vec<(Vec<&str>, f64)> = Vec::new();
+    for (label, value) in sorted {
         chart
             .draw_series(DashedLineSeries::new(
                 [(x0.max(0.0), *value), (x1, *value)],
@@ -246,9 +248,23 @@ fn curves<DB: DrawingBackend>(
                 5,
                 style,
             ))
-            .map_err(|e| e.to_string())?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            .map_err(|e| e.to_string())?;
+        match groups.last_mut() {
+            Some((labels, at)) if (*at - value).abs() < 0.02 * (y1 - y0) => labels.push(label),
+            _ => groups.push((vec![label], *value)),
+        }
+    }
+    let text = TextStyle::from((FONT, 13).into_font())
+        .color(&RGBColor(60, 60, 60))
+        .pos(Pos::new(HPos::Right, VPos::Bottom));
+    for (labels, value) in groups {
+        chart
+            .draw_series(std::iter::once(Text::new(
+                labels.join(" · "),
+                (x1, value),
+                text.clone(),
+            )))
+            .map_err(|e| e.to_string())?;
     }
     legend(&mut chart, legend_position)
 }
@@ -268,6 +284,12 @@ fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
         .map_err(|e| e.to_string())
 }
 
+/// Room for row labels of `names` at the labels' 15-pixel font (about 7 pixels a character).
+fn label_width(names: &[String]) -> u32 {
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as u32;
+    (longest * 7 + 16).max(120)
+}
+
 /// Labels of a chart with one row per name, the first name at the top (y = n − 1).
 fn row_labels(names: Vec<String>) -> impl Fn(&f64) -> String {
     move |y: &f64| {
@@ -283,7 +305,9 @@ fn row_labels(names: Vec<String>) -> impl Fn(&f64) -> String {
 fn final_performance<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> DrawResult {
     let n = data.finals.len();
     let (x0, x1) = span(data.finals.iter().flat_map(|f| [f.1.ci_low, f.1.ci_high, f.1.value]));
-    let label = row_labels(data.finals.iter().map(|f| f.0.clone()).collect());
+    let names: Vec<String> = data.finals.iter().map(|f| f.0.clone()).collect();
+    let width = label_width(&names);
+    let label = row_labels(names);
     let mut chart = ChartBuilder::on(area)
         .caption(
             format!("Final performance: IQM {} on the test campaigns, 95% CI", data.score),
@@ -291,7 +315,7 @@ fn final_performance<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> 
         )
         .margin(16)
         .x_label_area_size(48)
-        .y_label_area_size(170)
+        .y_label_area_size(width)
         .build_cartesian_2d(x0..x1, -0.5..(n as f64 - 0.5))
         .map_err(|e| e.to_string())?;
     chart
@@ -383,13 +407,15 @@ fn offers_by_segment<DB: DrawingBackend>(area: &Area<DB>, data: &FolderData) -> 
     let cells = panels.split_evenly((data.mix.len().div_ceil(2), 2));
     for (cell, mix) in cells.iter().zip(&data.mix) {
         let n = mix.policies.len();
-        let label = row_labels(mix.policies.iter().map(|p| p.0.clone()).collect());
+        let names: Vec<String> = mix.policies.iter().map(|p| p.0.clone()).collect();
+        let width = label_width(&names);
+        let label = row_labels(names);
         let mut chart = ChartBuilder::on(cell)
             .caption(&mix.segment, (FONT, 17))
             .margin(10)
             .margin_right(24)
             .x_label_area_size(36)
-            .y_label_area_size(170)
+            .y_label_area_size(width)
             .build_cartesian_2d(0.0..1.0, -0.5..(n as f64 - 0.5))
             .map_err(|e| e.to_string())?;
         chart

@@ -76,7 +76,8 @@ fn a_results_folder_gets_every_plot_as_svg_and_png() {
     let curves = svg("learning_curves.svg");
     for text in [
         "q_learning",
-        "online optimum (reference)",
+        "online optimum",
+        "dashed: references",
         "training campaigns (episodes)",
         "expected return per campaign",
     ] {

@@ -122,7 +122,12 @@ impl Default for DqnConfig {
 impl DqnConfig {
     /// Checks ranges; the error names the field and what is allowed.
     pub fn validate(&self) -> Result<(), InvalidHyperparameter> {
-        let bad = |field: &'static str, message: String| Err(InvalidHyperparameter { field, message });
+        let bad = |field: &str, message: String| {
+            Err(InvalidHyperparameter {
+                field: field.into(),
+                message,
+            })
+        };
         for (field, v) in [
             ("gamma", self.gamma),
             ("epsilon_start", self.epsilon_start),
@@ -170,5 +175,72 @@ impl DqnConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Hyperparameters of `lagrangian_dqn`: DQN over each user's own transitions, with the prices
+/// of the shared resources as inputs; every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LagrangianDqnConfig {
+    /// Label in reports (default "lagrangian_dqn").
+    pub name: Option<String>,
+    /// The network and its training, as for `dqn` (its `name` unused; `checkpoint` evaluates
+    /// a saved `lagrangian_dqn` network with its prices instead of training).
+    pub dqn: DqnConfig,
+    /// Each sampled transition is relabelled at a budget price drawn uniformly from
+    /// [0, `budget_price_max`] (per unit of offer cost) ...
+    pub budget_price_max: f64,
+    /// ... and a handset price drawn uniformly from [0, `stock_price_max`] (margin units).
+    pub stock_price_max: f64,
+    /// The share of sampled transitions relabelled near the prices in force instead (each
+    /// within ±50% of the controller's current campaign-start price), where acting reads the
+    /// network most; in [0, 1].
+    pub focus_share: f64,
+    /// How the prices are learned and paced.
+    pub pricing: super::PricingConfig,
+}
+
+impl Default for LagrangianDqnConfig {
+    fn default() -> Self {
+        Self {
+            name: None,
+            dqn: DqnConfig::default(),
+            budget_price_max: 6.0,
+            stock_price_max: 60.0,
+            focus_share: 0.0,
+            pricing: super::PricingConfig::default(),
+        }
+    }
+}
+
+impl LagrangianDqnConfig {
+    /// Checks ranges; the error names the field and what is allowed.
+    pub fn validate(&self) -> Result<(), InvalidHyperparameter> {
+        self.dqn.validate().map_err(|e| e.under("dqn"))?;
+        if self.dqn.name.is_some() {
+            return Err(InvalidHyperparameter {
+                field: "dqn.name".into(),
+                message: "is not used here: name the agent with `name`".into(),
+            });
+        }
+        for (field, v) in [
+            ("budget_price_max", self.budget_price_max),
+            ("stock_price_max", self.stock_price_max),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(InvalidHyperparameter {
+                    field: field.into(),
+                    message: format!("must be a finite number >= 0, got {v}"),
+                });
+            }
+        }
+        if !(0.0..=1.0).contains(&self.focus_share) {
+            return Err(InvalidHyperparameter {
+                field: "focus_share".into(),
+                message: format!("must be in [0, 1], got {}", self.focus_share),
+            });
+        }
+        self.pricing.validate()
     }
 }

@@ -10,8 +10,10 @@
 
 mod baselines;
 mod dqn_config;
+mod lagrangian_q;
 mod online_oracle;
 mod oracles;
+mod pricing;
 mod q_learning;
 
 use std::path::{Path, PathBuf};
@@ -20,9 +22,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use baselines::{BestSingleContract, RandomAgent};
-pub use dqn_config::{DqnConfig, DqnLearner};
+pub use dqn_config::{DqnConfig, DqnLearner, LagrangianDqnConfig};
+pub use lagrangian_q::{LagrangianQ, LagrangianQConfig};
 pub use online_oracle::OnlineOracle;
 pub use oracles::{HindsightOracle, MyopicOracle, optimal_assignment};
+pub use pricing::{LearnedPrices, PlanMismatch, PriceController, PricingConfig};
 pub use q_learning::{QLearning, QLearningConfig, StepSize};
 
 use crate::env::{ActionMask, EnvKind, Observation, ResetInfo};
@@ -47,6 +51,44 @@ pub struct Transition {
     pub truncated: bool,
 }
 
+/// How a learner takes its experience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credit {
+    /// The env's steps as they come ([`Agent::observe`]).
+    Cohort,
+    /// Each user's own transitions, from one of its decisions to its next
+    /// ([`Agent::observe_user`]; envs with a per-user ledger only).
+    PerUser,
+}
+
+/// One user's transition between two of its own decisions (customer lifetime): what a
+/// per-user learner learns from. Its reward is the user's own margins minus the offer's cost;
+/// the cost and the handset are given apart so that a learner can price them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UserTransition {
+    /// The user's observation at the decision.
+    pub obs: Observation,
+    /// The action taken.
+    pub action: usize,
+    /// The user's own margins from the decision to its next one (or its end).
+    pub margins: f64,
+    /// The offer's cost (0 for "no offer").
+    pub offer_cost: f64,
+    /// Whether the decision took a handset.
+    pub handset: bool,
+    /// The same user's next decision (the decision itself when terminated).
+    pub next_obs: Observation,
+    /// Nothing follows: the user churned or the campaign ended.
+    pub terminated: bool,
+}
+
+impl UserTransition {
+    /// The user's own reward: margins minus the offer's cost.
+    pub fn reward(&self) -> f64 {
+        self.margins - self.offer_cost
+    }
+}
+
 /// What the runner needs from any agent.
 pub trait Agent: Send {
     /// Called after every reset with the first observation of the campaign.
@@ -60,6 +102,19 @@ pub trait Agent: Send {
 
     /// Learns from one transition.
     fn observe(&mut self, _transition: &Transition, _rng: &mut AgentRng) {}
+
+    /// How the agent takes its experience while training.
+    fn credit(&self) -> Credit {
+        Credit::Cohort
+    }
+
+    /// Learns from one user's transition (agents whose [`Self::credit`] is
+    /// [`Credit::PerUser`]).
+    fn observe_user(&mut self, _transition: &UserTransition, _rng: &mut AgentRng) {}
+
+    /// Called at the end of every campaign with its last observation; `training` tells whether
+    /// the campaign trained the agent.
+    fn end_episode(&mut self, _last: &Observation, _training: bool) {}
 
     /// Learning diagnostics since the last call (for learners; `None` for the others).
     fn diagnostics(&mut self) -> Option<Diagnostics> {
@@ -83,7 +138,8 @@ pub trait Agent: Send {
 }
 
 /// A learner's diagnostics over the training steps since they were last read, under CleanRL's
-/// names: `losses/td_loss`, `losses/q_values`, `charts/epsilon`.
+/// names: `losses/td_loss`, `losses/q_values`, `charts/epsilon`; and for learners that price
+/// shared resources, `charts/budget_price` and `charts/stock_price`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Diagnostics {
     /// Mean TD loss (squared TD error for tabular Q, the training loss for DQN).
@@ -92,6 +148,9 @@ pub struct Diagnostics {
     pub q_values: f64,
     /// ε now.
     pub epsilon: f64,
+    /// The prices a campaign starts with now (budget, handset), for learners that price the
+    /// shared resources.
+    pub prices: Option<[f64; 2]>,
 }
 
 /// Running sums behind [`Diagnostics`]: a learner adds each update's loss and Q-value and
@@ -119,6 +178,7 @@ impl DiagnosticsSums {
             td_loss: self.loss / n,
             q_values: self.q_values / n,
             epsilon,
+            prices: None,
         };
         *self = Self::default();
         means
@@ -130,9 +190,19 @@ impl DiagnosticsSums {
 #[error("{field}: {message}")]
 pub struct InvalidHyperparameter {
     /// The field, e.g. `step_size.omega`.
-    pub field: &'static str,
+    pub field: String,
     /// What is allowed and what was given.
     pub message: String,
+}
+
+impl InvalidHyperparameter {
+    /// The same error for a field of the section `section` (e.g. `gamma` → `dqn.gamma`).
+    pub fn under(self, section: &str) -> Self {
+        Self {
+            field: format!("{section}.{}", self.field),
+            message: self.message,
+        }
+    }
 }
 
 /// Why an agent cannot be built or saved.
@@ -151,6 +221,17 @@ pub enum AgentError {
     Checkpoint {
         path: PathBuf,
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The agent learns each user's own problem, which needs users coupled only through shared
+    /// resources and a per-user ledger.
+    #[error(
+        "agents of kind {kind:?} learn each user's own problem under resource prices: they need an env whose users share resources (customer-lifetime), not the {env} env"
+    )]
+    NeedsCoupling {
+        /// The agent kind.
+        kind: &'static str,
+        /// The env kind.
+        env: &'static str,
     },
     /// The agent reads a model the env kind does not have.
     #[error(
@@ -196,7 +277,9 @@ pub struct CoreAgents;
 impl AgentFactory for CoreAgents {
     fn check(&self, config: &AgentConfig, env: &EnvKind) -> Result<(), AgentError> {
         match config {
-            AgentConfig::Dqn(_) => Err(dqn_unavailable()),
+            AgentConfig::Dqn(_) => Err(dqn_unavailable("dqn")),
+            AgentConfig::LagrangianDqn(_) => Err(dqn_unavailable("lagrangian_dqn")),
+            AgentConfig::LagrangianQ(_) => coupled(env, "lagrangian_q").map(drop),
             other => contract_choice_model(other, env).map(drop),
         }
     }
@@ -222,9 +305,21 @@ impl AgentFactory for CoreAgents {
                 spaces.n_actions,
                 total_steps,
             )),
-            AgentConfig::Dqn(_) => return Err(dqn_unavailable()),
+            AgentConfig::LagrangianQ(c) => {
+                coupled(env, "lagrangian_q")?;
+                Box::new(LagrangianQ::new(c.clone(), spaces, total_steps))
+            }
+            AgentConfig::Dqn(_) => return Err(dqn_unavailable("dqn")),
+            AgentConfig::LagrangianDqn(_) => return Err(dqn_unavailable("lagrangian_dqn")),
         })
     }
+}
+
+/// The coupling of `env`'s users, or [`AgentError::NeedsCoupling`] for agents of `kind`.
+pub fn coupled(env: &EnvKind, kind: &'static str) -> Result<crate::env::Coupling, AgentError> {
+    env.spaces()
+        .coupling
+        .ok_or(AgentError::NeedsCoupling { kind, env: env.name() })
 }
 
 /// The contract-choice model for agents that read it (`None` for those that do not), or
@@ -245,9 +340,9 @@ fn contract_choice_model<'a>(
         .ok_or(AgentError::WrongEnv { kind, env: env.name() })
 }
 
-fn dqn_unavailable() -> AgentError {
+fn dqn_unavailable(kind: &'static str) -> AgentError {
     AgentError::Unavailable {
-        kind: "dqn",
+        kind,
         krate: "contract-rl-dqn",
     }
 }
@@ -291,6 +386,10 @@ pub enum AgentConfig {
     QLearning(QLearningConfig),
     /// DQN on the dense observation.
     Dqn(DqnConfig),
+    /// Tabular Q-learning of each user's own problem, the shared resources priced.
+    LagrangianQ(LagrangianQConfig),
+    /// DQN of each user's own problem, with the prices of the shared resources as inputs.
+    LagrangianDqn(LagrangianDqnConfig),
 }
 
 impl AgentConfig {
@@ -304,6 +403,8 @@ impl AgentConfig {
             Self::HindsightOracle { name } => (name, "hindsight_oracle"),
             Self::QLearning(c) => (&c.name, "q_learning"),
             Self::Dqn(c) => (&c.name, "dqn"),
+            Self::LagrangianQ(c) => (&c.name, "lagrangian_q"),
+            Self::LagrangianDqn(c) => (&c.name, "lagrangian_dqn"),
         };
         given.clone().unwrap_or_else(|| kind.to_owned())
     }
@@ -329,14 +430,27 @@ impl AgentConfig {
                 "only its observations (the dense vector, the valid actions), through a saved network it does not train"
             }
             Self::Dqn(_) => "only its observations (the dense vector, the valid actions) and rewards",
+            Self::LagrangianQ(_) => {
+                "its observations (the per-user tabular state, the valid actions), each user's own rewards and the \
+                 campaign's budget and handsets; prices them by dual ascent"
+            }
+            Self::LagrangianDqn(c) if c.dqn.checkpoint.is_some() => {
+                "its observations (the user's dense entries) and the campaign's budget and handsets, through a saved \
+                 network and prices it does not train"
+            }
+            Self::LagrangianDqn(_) => {
+                "its observations (the user's dense entries, the valid actions), each user's own rewards and the \
+                 campaign's budget and handsets; prices them by dual ascent"
+            }
         }
     }
 
     /// Whether the agent learns from experience (if not, the runner skips its training).
     pub fn learns(&self) -> bool {
         match self {
-            Self::QLearning(_) => true,
+            Self::QLearning(_) | Self::LagrangianQ(_) => true,
             Self::Dqn(c) => c.checkpoint.is_none(),
+            Self::LagrangianDqn(c) => c.dqn.checkpoint.is_none(),
             _ => false,
         }
     }
@@ -346,6 +460,8 @@ impl AgentConfig {
         match self {
             Self::QLearning(c) => c.validate(),
             Self::Dqn(c) => c.validate(),
+            Self::LagrangianQ(c) => c.validate(),
+            Self::LagrangianDqn(c) => c.validate(),
             _ => Ok(()),
         }
     }

@@ -66,7 +66,12 @@ impl Default for QLearningConfig {
 impl QLearningConfig {
     /// Checks ranges; the error names the field and what is allowed.
     pub fn validate(&self) -> Result<(), InvalidHyperparameter> {
-        let bad = |field: &'static str, message: String| Err(InvalidHyperparameter { field, message });
+        let bad = |field: &str, message: String| {
+            Err(InvalidHyperparameter {
+                field: field.into(),
+                message,
+            })
+        };
         let unit = |field: &'static str, v: f64| {
             if (0.0..=1.0).contains(&v) {
                 Ok(())

@@ -155,6 +155,9 @@ pub struct Observation {
     pub t: u32,
     /// Tabular state index, below [`EnvModel::n_states`].
     pub state: u32,
+    /// The tabular state of the user alone, below [`crate::env::Spaces::n_user_states`], for
+    /// per-user learners (customer lifetime; `state` where every user is met once).
+    pub user_state: u32,
     /// Contracts that may be offered now.
     pub mask: ActionMask,
     /// Remaining offers of each contract (meaningful for quota'd ones).
@@ -180,11 +183,17 @@ impl Observation {
             user,
             t,
             state,
+            user_state: state,
             mask,
             offers_left,
             dense: padded,
             dense_len: dense.len() as u8,
         }
+    }
+
+    /// The observation with the user's own tabular state `user_state`.
+    pub fn with_user_state(self, user_state: u32) -> Self {
+        Self { user_state, ..self }
     }
 
     /// The dense observation ([`EnvModel::dense_names`]): the user's features, the remaining
@@ -204,13 +213,22 @@ pub struct ResetInfo {
     pub split: Split,
 }
 
-/// Extra information from `step`.
+/// Extra information from `step`: the outcome, and whom the decision was about and what it used
+/// of the shared resources (what a per-user learner credits to that user).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepInfo {
     /// Whether the user accepted the offer.
     pub accepted: bool,
-    /// Expected reward of the offer under the response model.
+    /// Expected reward of the offer under the response model (customer lifetime: minus the
+    /// offer's cost, the part of the reward known at the decision).
     pub expected_reward: f64,
+    /// The user the decision was about, by place: the cohort slot (customer lifetime) or the
+    /// position in the campaign (contract choice, where every user is met once).
+    pub slot: u32,
+    /// The offer's cost, paid whether or not it was accepted (0 for "no offer").
+    pub offer_cost: f64,
+    /// Whether the decision took a handset from the shared stock.
+    pub handset: bool,
 }
 
 /// The result of one step.
@@ -507,10 +525,12 @@ impl EnvModel {
         let mut dense = [0.0; MAX_DENSE];
         let dense_len = self.dense_len();
         self.write_dense(user, t, offers_left, &mut dense[..dense_len]);
+        let state = (self.static_state[user as usize] as usize * n_dynamic + dynamic) as u32;
         Observation {
             user,
             t: t as u32,
-            state: (self.static_state[user as usize] as usize * n_dynamic + dynamic) as u32,
+            state,
+            user_state: state,
             mask: ActionMask(available),
             offers_left: *offers_left,
             dense,
@@ -628,6 +648,9 @@ impl ContractChoiceEnv {
             info: StepInfo {
                 accepted,
                 expected_reward: self.model.expected_reward(obs.user, action),
+                slot: (self.t - 1) as u32,
+                offer_cost: contract.offer_cost,
+                handset: false,
             },
         })
     }

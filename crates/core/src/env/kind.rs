@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::config::EnvConfig;
+use super::config::{EnvConfig, MAX_CONTRACTS};
+use super::contract_choice::ActionMask;
 use super::contract_choice::{ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step};
 use super::lifetime::{CustomerLifetimeEnv, LifetimeConfig, LifetimeModel};
 use rand::{RngExt, SeedableRng};
@@ -17,15 +18,60 @@ use crate::record::UserRecord;
 pub trait Env {
     /// Starts a campaign, reseeding first when `seed` is given.
     fn reset(&mut self, seed: Option<u64>) -> (Observation, ResetInfo);
+    /// Starts evaluation campaign `campaign`, its randomness seeded by `seed`: a fixed cohort
+    /// of the split (customer lifetime, where campaigns are disjoint), or the campaign the seed
+    /// draws (contract choice, as `reset(Some(seed))`).
+    fn reset_campaign(&mut self, campaign: usize, seed: u64) -> (Observation, ResetInfo);
     /// Takes `action`; a masked action is an error.
     fn step(&mut self, action: usize) -> Result<Step, EnvError>;
     /// What is left of the shared resources, in [`EnvKind::resource_names`] order.
     fn resources_left(&self) -> Vec<f64>;
+    /// The per-user ledger, for kinds that keep one (customer lifetime): what per-user learners
+    /// are credited from.
+    fn ledger(&self) -> Option<Ledger<'_>> {
+        None
+    }
+}
+
+/// Which campaigns an evaluation plays: the first `campaigns` of a split
+/// ([`Env::reset_campaign`]), `replays` replays of each, each replay with its own seed from
+/// `seed` on ([`Self::seed_of`]), the same for every agent and reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Campaigns {
+    pub campaigns: usize,
+    pub replays: usize,
+    pub seed: u64,
+}
+
+impl Campaigns {
+    /// The seed of replay `replay` of campaign `campaign`.
+    pub fn seed_of(&self, campaign: usize, replay: usize) -> u64 {
+        self.seed.wrapping_add((campaign * self.replays + replay) as u64)
+    }
+
+    /// (campaign, replay) of every replay, campaign after campaign.
+    pub fn replays(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let replays = self.replays;
+        (0..self.campaigns * replays).map(move |entry| (entry / replays, entry % replays))
+    }
+}
+
+/// Each cohort slot's own margins since the reset, and the slot of the decision now due.
+#[derive(Debug, Clone, Copy)]
+pub struct Ledger<'a> {
+    /// Each slot's own margins since the reset.
+    pub margins: &'a [f64],
+    /// `None` once the campaign is over.
+    pub current: Option<usize>,
 }
 
 impl Env for ContractChoiceEnv {
     fn reset(&mut self, seed: Option<u64>) -> (Observation, ResetInfo) {
         ContractChoiceEnv::reset(self, seed)
+    }
+
+    fn reset_campaign(&mut self, _campaign: usize, seed: u64) -> (Observation, ResetInfo) {
+        ContractChoiceEnv::reset(self, Some(seed))
     }
 
     fn step(&mut self, action: usize) -> Result<Step, EnvError> {
@@ -47,6 +93,10 @@ impl Env for CustomerLifetimeEnv {
         CustomerLifetimeEnv::reset(self, seed)
     }
 
+    fn reset_campaign(&mut self, campaign: usize, seed: u64) -> (Observation, ResetInfo) {
+        CustomerLifetimeEnv::reset_campaign(self, campaign, seed)
+    }
+
     fn step(&mut self, action: usize) -> Result<Step, EnvError> {
         CustomerLifetimeEnv::step(self, action)
     }
@@ -54,17 +104,124 @@ impl Env for CustomerLifetimeEnv {
     fn resources_left(&self) -> Vec<f64> {
         vec![f64::from(self.stock()), self.budget()]
     }
+
+    fn ledger(&self) -> Option<Ledger<'_>> {
+        Some(Ledger {
+            margins: CustomerLifetimeEnv::ledger(self),
+            current: self.current(),
+        })
+    }
 }
 
-/// The sizes learners are built for; they never see more of an env.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The sizes learners are built for, and the shared resources' terms; learners never see
+/// more of an env.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spaces {
     /// Tabular states (the bound of `Observation::state`).
     pub n_states: usize,
+    /// Per-user tabular states (the bound of `Observation::user_state`).
+    pub n_user_states: usize,
     /// Actions (the width of `Observation::mask`).
     pub n_actions: usize,
     /// Length of the dense observation.
     pub dense_len: usize,
+    /// How users share resources, for envs where they are coupled only through them.
+    pub coupling: Option<Coupling>,
+}
+
+/// The terms of the resources an env's users share (customer lifetime: the offer budget and
+/// the handset stock), as a campaign's rules state them: what a per-user learner prices. They
+/// are the constraints of the task, not its dynamics (no response or churn model).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coupling {
+    /// The dense entries about the user alone, at the start of the dense vector; after them,
+    /// the handsets in stock (over `stock_scale`) and the budget's share left.
+    pub user_dense_len: usize,
+    /// Where the share of the campaign's months done is in the dense vector.
+    pub progress_index: usize,
+    /// Months per campaign.
+    pub months: usize,
+    /// The offer budget of a campaign.
+    pub budget: f64,
+    /// Each action's offer cost.
+    pub offer_cost: [f64; MAX_CONTRACTS],
+    /// Handsets at the start, and added at the start of each later month.
+    pub stock_initial: f64,
+    pub stock_monthly: f64,
+    /// The divisor of the dense vector's stock entry.
+    pub stock_scale: f64,
+    /// Actions whose acceptance takes a handset.
+    pub uses_stock: [bool; MAX_CONTRACTS],
+}
+
+impl Coupling {
+    /// The coupling of the customer-lifetime env `model` describes.
+    pub fn of(model: &LifetimeModel) -> Self {
+        let config = model.config();
+        let (mut offer_cost, mut uses_stock) = ([0.0; MAX_CONTRACTS], [false; MAX_CONTRACTS]);
+        for (k, c) in config.contracts.iter().enumerate() {
+            offer_cost[k + 1] = c.offer_cost;
+            uses_stock[k + 1] = c.uses_stock;
+        }
+        Self {
+            user_dense_len: model.user_dense_len(),
+            progress_index: model.user_dense_len() - 1,
+            months: config.months,
+            budget: config.budget,
+            offer_cost,
+            stock_initial: f64::from(config.stock.initial),
+            stock_monthly: f64::from(config.stock.monthly),
+            stock_scale: f64::from((config.stock.initial + config.stock.monthly).max(1)),
+            uses_stock,
+        }
+    }
+
+    /// The dense entries of `obs` about the user alone.
+    pub fn user<'a>(&self, obs: &'a Observation) -> &'a [f32] {
+        &obs.dense()[..self.user_dense_len]
+    }
+
+    /// The month of `obs`'s decision (the campaign's months once it is over).
+    pub fn month(&self, obs: &Observation) -> usize {
+        (f64::from(obs.dense()[self.progress_index]) * self.months as f64).round() as usize
+    }
+
+    /// The share of the budget spent by `obs`'s decision.
+    pub fn budget_spent(&self, obs: &Observation) -> f64 {
+        1.0 - f64::from(obs.dense()[self.user_dense_len + 1])
+    }
+
+    /// Handsets taken by `obs`'s decision, as a share of all the campaign brings.
+    pub fn stock_used(&self, obs: &Observation) -> f64 {
+        let month = self.month(obs).min(self.months - 1) as f64;
+        let brought = self.stock_initial + self.stock_monthly * month;
+        let in_stock = f64::from(obs.dense()[self.user_dense_len]) * self.stock_scale;
+        (brought - in_stock) / self.stock_total()
+    }
+
+    /// Handsets a campaign brings in all.
+    pub fn stock_total(&self) -> f64 {
+        (self.stock_initial + self.stock_monthly * (self.months - 1) as f64).max(1.0)
+    }
+
+    /// The actions the handsets in stock at `obs` allow, whatever the budget: what a learner
+    /// may ask the budget for (an offer the stock forbids asks nothing of it).
+    pub fn without_budget(&self, obs: &Observation, n_actions: usize) -> ActionMask {
+        let out_of_stock = obs.dense()[self.user_dense_len] <= 0.0;
+        self.allowed(n_actions, |a| !(out_of_stock && self.uses_stock[a]))
+    }
+
+    /// The actions the budget left at `obs` allows, whatever the stock: what a learner may ask
+    /// the stock for.
+    pub fn without_stock(&self, obs: &Observation, n_actions: usize) -> ActionMask {
+        let left = (1.0 - self.budget_spent(obs)) * self.budget;
+        // The budget share is a 32-bit float: a hair of slack keeps an affordable offer allowed.
+        self.allowed(n_actions, |a| self.offer_cost[a] <= left + 1e-3)
+    }
+
+    fn allowed(&self, n_actions: usize, allow: impl Fn(usize) -> bool) -> ActionMask {
+        ActionMask((0..n_actions).filter(|&a| allow(a)).fold(0, |bits, a| bits | 1 << a))
+    }
 }
 
 /// An env kind and its model, built once per snapshot and shared by every run.
@@ -101,13 +258,17 @@ impl EnvKind {
         match self {
             Self::ContractChoice(m) => Spaces {
                 n_states: m.n_states(),
+                n_user_states: m.n_states(),
                 n_actions: m.n_actions(),
                 dense_len: m.dense_len(),
+                coupling: None,
             },
             Self::CustomerLifetime(m) => Spaces {
                 n_states: m.n_states(),
+                n_user_states: m.config().user_states(),
                 n_actions: m.n_actions(),
                 dense_len: m.dense_len(),
+                coupling: Some(Coupling::of(m)),
             },
         }
     }

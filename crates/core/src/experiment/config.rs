@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agents::AgentConfig;
 use crate::config::{ConfigError, load_toml};
+use crate::env::Campaigns;
 
 /// A whole experiment file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,10 +62,32 @@ pub struct Budget {
 pub struct Evaluation {
     /// Evaluate before training and after every this many training episodes (and at the end).
     pub every_episodes: u64,
-    /// Held-out campaigns per evaluation.
+    /// Held-out campaigns per evaluation (customer lifetime: fixed, disjoint cohorts, at most
+    /// as many as the split holds).
     pub episodes: usize,
     /// Seed of the held-out campaigns: every agent and seed is evaluated on the same ones.
     pub seed: u64,
+    /// Replays of each held-out campaign, each with its own seed (customer lifetime: other
+    /// latents, answers and churn draws, the same for every agent and reference); a campaign's
+    /// score is the mean over its replays. Contract choice is scored by expected return, which
+    /// replays would not change: 1 there.
+    #[serde(default = "one")]
+    pub replays: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Evaluation {
+    /// The campaigns every evaluation of a split plays.
+    pub fn campaigns(&self) -> Campaigns {
+        Campaigns {
+            campaigns: self.episodes,
+            replays: self.replays,
+            seed: self.seed,
+        }
+    }
 }
 
 impl ExperimentConfig {
@@ -77,9 +100,12 @@ impl ExperimentConfig {
         config.env = base.join(&config.env);
         config.snapshot = base.join(&config.snapshot);
         for agent in &mut config.agents {
-            if let AgentConfig::Dqn(dqn) = agent
-                && let Some(checkpoint) = &mut dqn.checkpoint
-            {
+            let dqn = match agent {
+                AgentConfig::Dqn(dqn) => Some(dqn),
+                AgentConfig::LagrangianDqn(c) => Some(&mut c.dqn),
+                _ => None,
+            };
+            if let Some(checkpoint) = dqn.and_then(|d| d.checkpoint.as_mut()) {
                 *checkpoint = base.join(&*checkpoint);
             }
         }
@@ -99,6 +125,12 @@ impl ExperimentConfig {
         }
         if self.evaluation.episodes == 0 {
             return bad("evaluation.episodes", "must be at least 1");
+        }
+        if self.evaluation.replays == 0 {
+            return bad(
+                "evaluation.replays",
+                "must be at least 1 (5 or more on the customer-lifetime env)",
+            );
         }
         if self.diagnostics.every_steps == 0 {
             return bad("diagnostics.every_steps", "must be at least 1");

@@ -147,8 +147,8 @@ fn learner_diagnostics(results: &Results, out: &mut String) {
     }
     out.push_str(
         "\n## Learners over training (means over seeds)\n\n\
-         | agent | TD loss, first record | TD loss, last record | mean Q, first record | mean Q, last record | ε at the end |\n\
-         |---|---:|---:|---:|---:|---:|\n",
+         | agent | TD loss, first record | TD loss, last record | mean Q, first record | mean Q, last record | ε at the end | prices at the end (budget, handset) |\n\
+         |---|---:|---:|---:|---:|---:|---|\n",
     );
     for agent in agents {
         let runs: Vec<&RunResult> = results.runs.iter().filter(|r| r.agent == agent).collect();
@@ -160,9 +160,23 @@ fn learner_diagnostics(results: &Results, out: &mut String) {
                 if last { values.next_back() } else { values.next() }
             }))
         };
+        let prices = |i: usize| {
+            mean(
+                runs.iter()
+                    .filter_map(|r| r.metrics.last()?.diagnostics.prices.map(|p| p[i])),
+            )
+        };
+        let prices = if runs
+            .iter()
+            .any(|r| r.metrics.last().is_some_and(|m| m.diagnostics.prices.is_some()))
+        {
+            format!("{:.3}, {:.2}", prices(0), prices(1))
+        } else {
+            "—".to_owned()
+        };
         writeln!(
             out,
-            "| {agent} | {:.4} | {:.4} | {:.2} | {:.2} | {:.3} |",
+            "| {agent} | {:.4} | {:.4} | {:.2} | {:.2} | {:.3} | {prices} |",
             at(false, |d| d.td_loss),
             at(true, |d| d.td_loss),
             at(false, |d| d.q_values),

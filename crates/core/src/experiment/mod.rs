@@ -6,6 +6,7 @@
 //! never from scheduling, so the same config gives the same tables bit for bit.
 
 mod config;
+mod credit;
 mod diagnostics;
 mod references;
 mod rollout;
@@ -20,8 +21,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use config::{Budget, DiagnosticsSchedule, Evaluation, ExperimentConfig};
+pub use credit::UserCredit;
 pub use references::{ReferenceReturns, Score, labels, labels_of};
-pub use rollout::{EpisodeStats, Mode, Trace, evaluate, evaluate_traced, play_episode, train_q_learners};
+pub use rollout::{
+    EpisodeStats, Mode, Trace, evaluate, evaluate_campaigns, evaluate_traced, play_episode, train_q_learners,
+};
 
 use crate::agents::{Agent, AgentConfig, AgentError, AgentFactory, AgentRng, Diagnostics};
 use crate::config::ConfigError;
@@ -179,6 +183,7 @@ impl Experiment {
                 source,
             })?;
         }
+        check_evaluation(file, &config, &kind)?;
         let references = [Split::Validation, Split::Test].map(|split| ReferenceReturns::compute(&kind, &config, split));
         Ok(Self {
             config,
@@ -271,8 +276,7 @@ impl Experiment {
         let evaluate_now = |agent: &mut dyn Agent, split: Split, episode: u64, step: u64| {
             let stream = format!("eval/{}/{episode}", split.name());
             let mut eval_rng = AgentRng::seed_from_u64(derive_seed(&name, seed, &stream));
-            let (campaigns, traces) =
-                evaluate_traced(&self.kind, agent, &mut eval_rng, split, eval.episodes, eval.seed);
+            let (campaigns, traces) = evaluate_campaigns(&self.kind, agent, &mut eval_rng, split, &eval.campaigns());
             EvalPoint {
                 split,
                 episode,
@@ -332,8 +336,10 @@ impl Experiment {
 
     /// The comparison of the final test evaluations.
     pub fn summary(&self, results: &Results) -> Summary {
-        let references = self.references(Split::Test).means();
+        let test = self.references(Split::Test);
+        let references = test.means();
         let score = self.score();
+        let replays = self.config.evaluation.replays;
         let n_actions = self.kind.spaces().n_actions;
         let per_agent: Vec<(String, Vec<FinalEval>)> = self
             .config
@@ -353,6 +359,7 @@ impl Experiment {
                             regret: references.online - value,
                             acceptance_rate: acceptance_rate(&test.campaigns),
                             mix: offer_mix(&test.campaigns, n_actions),
+                            campaigns: test.campaigns.chunks(replays).map(|c| score.mean(c)).collect(),
                         }
                     })
                     .collect();
@@ -364,6 +371,7 @@ impl Experiment {
             self.kind.action_names(),
             labels(&self.kind),
             references,
+            &test.online,
             &per_agent,
         )
     }
@@ -385,6 +393,41 @@ impl RunResult {
             .iter()
             .rfind(|e| e.split == Split::Test)
             .expect("every run ends with a test evaluation")
+    }
+}
+
+/// Checks what the evaluation asks of the env kind: on customer lifetime, campaigns that are
+/// disjoint cohorts of the validation and test splits; on contract choice, one replay.
+fn check_evaluation(file: &Path, config: &ExperimentConfig, kind: &EnvKind) -> Result<(), ConfigError> {
+    let eval = &config.evaluation;
+    match kind {
+        EnvKind::ContractChoice(_) if eval.replays != 1 => Err(ConfigError::invalid(
+            file,
+            "evaluation.replays",
+            format!(
+                "the contract-choice env is scored by expected return, which replays do not change: use 1, got {}",
+                eval.replays
+            ),
+        )),
+        EnvKind::CustomerLifetime(model) => {
+            let available = [Split::Validation, Split::Test]
+                .map(|s| model.campaigns(s))
+                .into_iter()
+                .min();
+            match available {
+                Some(n) if eval.episodes > n => Err(ConfigError::invalid(
+                    file,
+                    "evaluation.episodes",
+                    format!(
+                        "the validation and test splits hold {n} disjoint campaigns of {} users each; ask for at most {n}, got {}",
+                        model.config().cohort,
+                        eval.episodes
+                    ),
+                )),
+                _ => Ok(()),
+            }
+        }
+        EnvKind::ContractChoice(_) => Ok(()),
     }
 }
 

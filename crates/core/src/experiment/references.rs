@@ -1,16 +1,16 @@
 //! What evaluations score, and the references every summary reports beside the agents: the
 //! myopic policy, the best online policy the env kind can compute (regret and "% of" are
-//! against it) and an upper bound, each named with what it knows.
+//! against it), an upper bound (two on the lifetime env: one for the policies that do not see
+//! the latents, one for all) and the kind's further references, each named with what it knows.
 
 use std::sync::Arc;
 
 use rand::SeedableRng;
-use rayon::prelude::*;
 
 use super::config::ExperimentConfig;
-use super::rollout::{EpisodeStats, Trace, evaluate_traced};
+use super::rollout::{EpisodeStats, Trace, evaluate_campaigns};
 use crate::agents::{Agent, AgentRng, HindsightOracle, MyopicOracle, OnlineOracle};
-use crate::env::lifetime::{self, BidPrice, CustomerLifetimeEnv, RefEvent};
+use crate::env::lifetime::{self, BidPrice, RefEvent};
 use crate::env::{Env, EnvKind, Split};
 use crate::report::stats::mean;
 use crate::report::{Labels, Named, References};
@@ -79,6 +79,8 @@ pub fn labels_of(kind: &str) -> Option<Labels> {
                 "hindsight optimum",
                 "the whole campaign in advance: the upper bound",
             ),
+            second_bound: None,
+            others: &[],
         },
         "customer-lifetime" => Labels {
             score: named(
@@ -94,26 +96,62 @@ pub fn labels_of(kind: &str) -> Option<Labels> {
             online: named(
                 "bid_price",
                 "bid-price (OR policy)",
-                "the response, churn and fatigue models, latents only through each user's history; \
-                 prices stock and budget by Lagrangian relaxation re-solved as the campaign goes, plans each user by DP",
+                "the response, churn and fatigue models, latents only through each user's answers (the exact grid \
+                 posterior); prices stock and budget by Lagrangian relaxation re-solved as the campaign goes, plans \
+                 each user's future over its belief",
             ),
             bound: named(
-                "upper_bound",
-                "upper bound",
-                "everything, latents included; resources bind only on average (the relaxation's value)",
+                "bayes_bound",
+                "Bayes bound",
+                "the models, no latent: the relaxation over each user's Bayes-adaptive problem; bounds every \
+                 policy that does not see the latents",
             ),
+            second_bound: Some(named(
+                "upper_bound",
+                "upper bound (latents revealed)",
+                "everything, latents included; resources bind only on average (the relaxation's value); bounds \
+                 every policy",
+            )),
+            others: &[
+                Named {
+                    key: "bid_price_v1",
+                    label: "bid-price v1",
+                    knows: "the previous release's OR policy: a Beta-Bernoulli posterior mean plugged into the \
+                            sigmoid, no value of information",
+                },
+                Named {
+                    key: "zero_price",
+                    label: "zero-price bid-price",
+                    knows: "the bid-price policy with both prices 0: what pricing the shared resources adds",
+                },
+                Named {
+                    key: "rule_once",
+                    label: "rule: cheapest offer once",
+                    knows: "nothing: the cheapest contract once to each new user",
+                },
+                Named {
+                    key: "rule_always",
+                    label: "rule: cheapest offer always",
+                    knows: "nothing: the cheapest contract to every user up for a decision",
+                },
+            ],
         },
         _ => return None,
     })
 }
 
-/// The references' scores on each evaluation campaign of one split.
+/// The references' scores on each evaluation campaign of one split (means over its replays).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReferenceReturns {
     pub myopic: Vec<f64>,
     pub online: Vec<f64>,
     pub bound: Vec<f64>,
-    /// What the myopic and the online reference did on each campaign (the bound is no policy).
+    /// The second bound, where the kind has one ([`Labels::second_bound`]).
+    pub second_bound: Option<Vec<f64>>,
+    /// The kind's further references, in [`Labels::others`] order.
+    pub others: Vec<Vec<f64>>,
+    /// What the myopic and the online reference did on each replay of each campaign, campaign
+    /// after campaign (the bounds are no policies).
     pub traces: [Vec<Trace>; 2],
 }
 
@@ -126,7 +164,7 @@ impl ReferenceReturns {
             EnvKind::ContractChoice(model) => {
                 let mut rng = AgentRng::seed_from_u64(0);
                 let mut play = |agent: &mut dyn Agent| {
-                    let (stats, traces) = evaluate_traced(kind, agent, &mut rng, split, eval.episodes, eval.seed);
+                    let (stats, traces) = evaluate_campaigns(kind, agent, &mut rng, split, &eval.campaigns());
                     (stats.iter().map(|s| s.expected_return).collect(), traces)
                 };
                 let (myopic, myopic_traces) = play(&mut MyopicOracle::new(Arc::clone(model)));
@@ -135,40 +173,67 @@ impl ReferenceReturns {
                     myopic,
                     online,
                     bound: play(&mut HindsightOracle::new(Arc::clone(model))).0,
+                    second_bound: None,
+                    others: Vec::new(),
                     traces: [myopic_traces, online_traces],
                 }
             }
             EnvKind::CustomerLifetime(model) => {
-                let campaigns: Vec<([f64; 3], [Trace; 2])> = (0..eval.episodes as u64)
-                    .into_par_iter()
-                    .map(|i| {
-                        // As `evaluate` does: an env seeded with the evaluation seed, reset
-                        // with seed + i.
-                        let seed = eval.seed.wrapping_add(i);
-                        let mut env = CustomerLifetimeEnv::new(Arc::clone(model), split, eval.seed);
-                        let reset = |env: &mut CustomerLifetimeEnv| {
-                            env.reset(Some(seed));
-                        };
-                        let mut traces = [Trace::default(), Trace::default()];
-                        let returns =
-                            lifetime::play_references(&mut env, reset, BidPrice::RESOLVE_MONTHS, |event| match event {
-                                RefEvent::Decision {
-                                    policy,
-                                    user,
-                                    action,
-                                    expected_reward,
-                                } => traces[policy].push(user, action, expected_reward),
-                                RefEvent::End { policy, env } => traces[policy].resources_left = env.resources_left(),
-                            });
-                        (returns, traces)
-                    })
-                    .collect();
-                let column = |i: usize| campaigns.iter().map(|c| c.0[i]).collect();
-                let traces = |i: usize| campaigns.iter().map(|c| c.1[i].clone()).collect();
+                // The campaigns `evaluate_campaigns` plays, each policy's decisions kept for
+                // the myopic and the online reference.
+                let which = eval.campaigns();
+                let l = labels(kind);
+                let index = |key: &str| {
+                    lifetime::POLICIES
+                        .iter()
+                        .position(|p| *p == key)
+                        .expect("every lifetime reference is one of the env's policies")
+                };
+                let kept = [index(l.myopic.key), index(l.online.key)];
+                let played = lifetime::evaluate_references_observed(
+                    model,
+                    split,
+                    &which,
+                    BidPrice::RESOLVE_MONTHS,
+                    || [Trace::default(), Trace::default()],
+                    |traces, event| match event {
+                        RefEvent::Decision {
+                            policy,
+                            user,
+                            action,
+                            expected_reward,
+                        } => {
+                            if let Some(k) = kept.iter().position(|&p| p == policy) {
+                                traces[k].push(user, action, expected_reward);
+                            }
+                        }
+                        RefEvent::End { policy, env } => {
+                            if let Some(k) = kept.iter().position(|&p| p == policy) {
+                                traces[k].resources_left = env.resources_left();
+                            }
+                        }
+                    },
+                );
+                // Per campaign, the mean over its replays.
+                let per_campaign = |value: &dyn Fn(&lifetime::Replay) -> f64| -> Vec<f64> {
+                    played.iter().map(|c| mean(c.replays.iter().map(value))).collect()
+                };
+                let policy = |key: &str| {
+                    let i = index(key);
+                    per_campaign(&|r| r.returns[i])
+                };
+                let traces = |k: usize| {
+                    played
+                        .iter()
+                        .flat_map(|c| c.observed.iter().map(|t| t[k].clone()))
+                        .collect()
+                };
                 Self {
-                    myopic: column(0),
-                    online: column(1),
-                    bound: column(2),
+                    myopic: policy(l.myopic.key),
+                    online: policy(l.online.key),
+                    bound: played.iter().map(|c| c.bayes_bound).collect(),
+                    second_bound: Some(per_campaign(&|r| r.upper_bound)),
+                    others: l.others.iter().map(|named| policy(named.key)).collect(),
                     traces: [traces(0), traces(1)],
                 }
             }
@@ -182,6 +247,8 @@ impl ReferenceReturns {
             myopic: m(&self.myopic),
             online: m(&self.online),
             bound: m(&self.bound),
+            second_bound: self.second_bound.as_deref().map(m),
+            others: self.others.iter().map(|v| m(v)).collect(),
         }
     }
 }

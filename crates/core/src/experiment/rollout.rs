@@ -2,8 +2,9 @@
 //! held-out users), returning the episode's statistics; and a sweep of tabular learners trained
 //! side by side on a [`VectorEnv`].
 
-use crate::agents::{Agent, AgentRng, QLearning, Transition};
-use crate::env::{Env, EnvKind, MAX_CONTRACTS, Split, VectorEnv};
+use super::credit::UserCredit;
+use crate::agents::{Agent, AgentRng, Credit, QLearning, Transition};
+use crate::env::{Campaigns, Env, EnvKind, MAX_CONTRACTS, Observation, ResetInfo, Split, VectorEnv};
 
 /// Whether a campaign trains the agent or evaluates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,20 +61,24 @@ pub fn play_episode<E: Env + ?Sized>(
     seed: Option<u64>,
     mode: Mode,
 ) -> EpisodeStats {
-    play(env, agent, rng, seed, mode, None)
+    let start = env.reset(seed);
+    play(env, start, agent, rng, mode, None)
 }
 
-/// [`play_episode`], writing the campaign's [`Trace`] into `trace` when given.
+/// Plays the campaign `env` was just reset to (`start`), writing its [`Trace`] into `trace` when
+/// given. Training feeds the agent the env's steps, or each user's own transitions for agents
+/// that take per-user credit.
 fn play<E: Env + ?Sized>(
     env: &mut E,
+    (mut obs, info): (Observation, ResetInfo),
     agent: &mut dyn Agent,
     rng: &mut AgentRng,
-    seed: Option<u64>,
     mode: Mode,
     mut trace: Option<&mut Trace>,
 ) -> EpisodeStats {
-    let (mut obs, info) = env.reset(seed);
     agent.begin_episode(&obs, &info);
+    let mut credit = (mode == Mode::Train && agent.credit() == Credit::PerUser).then(UserCredit::default);
+    let mut user_transitions = Vec::new();
     let mut stats = EpisodeStats {
         return_: 0.0,
         expected_return: 0.0,
@@ -86,6 +91,7 @@ fn play<E: Env + ?Sized>(
             Mode::Train => agent.act(&obs, rng),
             Mode::Eval => agent.act_greedy(&obs, rng),
         };
+        let before = credit.is_some().then(|| UserCredit::before_step(env));
         let step = env
             .step(action)
             .unwrap_or_else(|e| panic!("the agent chose an action the env refused: {e}"));
@@ -97,7 +103,12 @@ fn play<E: Env + ?Sized>(
         if let Some(trace) = trace.as_deref_mut() {
             trace.push(obs.user, action, step.info.expected_reward);
         }
-        if mode == Mode::Train {
+        if let (Some(credit), Some(before)) = (credit.as_mut(), before) {
+            credit.after_step(env, before, &obs, action, &step, &mut user_transitions);
+            for t in user_transitions.drain(..) {
+                agent.observe_user(&t, rng);
+            }
+        } else if mode == Mode::Train {
             let transition = Transition {
                 obs,
                 action,
@@ -112,6 +123,7 @@ fn play<E: Env + ?Sized>(
             if let Some(trace) = trace {
                 trace.resources_left = env.resources_left();
             }
+            agent.end_episode(&step.obs, mode == Mode::Train);
             return stats;
         }
         obs = step.obs;
@@ -156,8 +168,9 @@ pub fn train_q_learners(env: &mut dyn VectorEnv, agents: &mut [QLearning], rngs:
     }
 }
 
-/// Evaluates `agent` greedily on `episodes` campaigns of `split`, reset with seeds
-/// `seed, seed + 1, ...`, so every agent meets the same campaigns.
+/// Evaluates `agent` greedily on `episodes` campaigns of `split` (campaign i reset with seed
+/// `seed + i`, one replay: on customer lifetime the fixed cohort i), so every agent meets the
+/// same campaigns.
 pub fn evaluate(
     kind: &EnvKind,
     agent: &mut dyn Agent,
@@ -178,18 +191,31 @@ pub fn evaluate_traced(
     episodes: usize,
     seed: u64,
 ) -> (Vec<EpisodeStats>, Vec<Trace>) {
-    let mut env = kind.make(split, seed);
-    (0..episodes as u64)
-        .map(|i| {
+    let which = Campaigns {
+        campaigns: episodes,
+        replays: 1,
+        seed,
+    };
+    evaluate_campaigns(kind, agent, rng, split, &which)
+}
+
+/// Evaluates `agent` greedily on `which` campaigns of `split` ([`Env::reset_campaign`] with
+/// each replay's seed), campaign after campaign, with the [`Trace`] of each replay. Every agent
+/// and reference meets the same campaigns and draws.
+pub fn evaluate_campaigns(
+    kind: &EnvKind,
+    agent: &mut dyn Agent,
+    rng: &mut AgentRng,
+    split: Split,
+    which: &Campaigns,
+) -> (Vec<EpisodeStats>, Vec<Trace>) {
+    let mut env = kind.make(split, which.seed);
+    which
+        .replays()
+        .map(|(campaign, replay)| {
+            let start = env.reset_campaign(campaign, which.seed_of(campaign, replay));
             let mut trace = Trace::default();
-            let stats = play(
-                env.as_mut(),
-                agent,
-                rng,
-                Some(seed.wrapping_add(i)),
-                Mode::Eval,
-                Some(&mut trace),
-            );
+            let stats = play(env.as_mut(), start, agent, rng, Mode::Eval, Some(&mut trace));
             (stats, trace)
         })
         .unzip()

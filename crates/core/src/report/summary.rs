@@ -6,17 +6,23 @@
 
 use std::fmt::Write;
 
-use super::stats::{improvement_interval, iqm, iqm_interval, mean, probability_of_improvement, seed_for};
+use super::stats::{
+    bootstrap_interval, improvement_interval, iqm, iqm_interval, mean, probability_of_improvement, seed_for,
+};
 
 /// Mean score per test campaign of the references (what each knows: [`Labels`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct References {
     /// The myopic policy.
     pub myopic: f64,
     /// The best online policy the env kind can compute: regret and "% of" are against it.
     pub online: f64,
-    /// The upper bound.
+    /// The upper bound on the agents.
     pub bound: f64,
+    /// A second, looser bound, valid for more policies, where the kind has one.
+    pub second_bound: Option<f64>,
+    /// The kind's further references, in [`Labels::others`] order.
+    pub others: Vec<f64>,
 }
 
 /// A score or a reference as an env kind names it.
@@ -30,13 +36,28 @@ pub struct Named {
     pub knows: &'static str,
 }
 
-/// What a summary calls its score and its three references.
+/// What a summary calls its score and its references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Labels {
     pub score: Named,
     pub myopic: Named,
     pub online: Named,
     pub bound: Named,
+    /// A second bound, given its own "% of" column.
+    pub second_bound: Option<Named>,
+    /// Further references, reported as rows beside the agents.
+    pub others: &'static [Named],
+}
+
+impl Labels {
+    /// Every reference with its value in `r`, in report order: myopic, online, bound, the
+    /// second bound, the others.
+    pub fn references<'a>(&'a self, r: &'a References) -> impl Iterator<Item = (Named, f64)> + 'a {
+        [(self.myopic, r.myopic), (self.online, r.online), (self.bound, r.bound)]
+            .into_iter()
+            .chain(self.second_bound.zip(r.second_bound))
+            .chain(self.others.iter().copied().zip(r.others.iter().copied()))
+    }
 }
 
 /// The final test evaluation of one run.
@@ -50,6 +71,8 @@ pub struct FinalEval {
     pub acceptance_rate: f64,
     /// Share of offers of each contract, in catalogue order.
     pub mix: Vec<f64>,
+    /// Mean score of each test campaign (over its replays), in campaign order.
+    pub campaigns: Vec<f64>,
 }
 
 /// One agent's line of the summary.
@@ -65,6 +88,13 @@ pub struct AgentSummary {
     pub pct_of_online: f64,
     /// IQM score as a percentage of the upper bound.
     pub pct_of_bound: f64,
+    /// IQM score as a percentage of the second bound, where there is one.
+    pub pct_of_second_bound: Option<f64>,
+    /// The agent's score minus the best online reference's on the same campaigns (same users,
+    /// replays and draws), averaged over campaigns and seeds.
+    pub paired_difference: f64,
+    /// A 95% bootstrap interval of [`Self::paired_difference`] over the campaigns.
+    pub paired_ci: (f64, f64),
     /// IQM score as a percentage of the myopic reference's.
     pub pct_of_myopic: f64,
     /// IQM regret against the best online reference.
@@ -99,13 +129,15 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Summarises `runs`: (agent name, final evaluations over its seeds), in report order.
-    /// Every bootstrap is seeded from the names it concerns.
+    /// Summarises `runs`: (agent name, final evaluations over its seeds), in report order, with
+    /// the best online reference's score on each campaign (`online_campaigns`, for the paired
+    /// differences). Every bootstrap is seeded from the names it concerns.
     pub fn new(
         experiment: &str,
         actions: Vec<String>,
         labels: Labels,
         references: References,
+        online_campaigns: &[f64],
         runs: &[(String, Vec<FinalEval>)],
     ) -> Self {
         let finals: Vec<Vec<f64>> = runs
@@ -119,6 +151,12 @@ impl Summary {
                 let (ci_low, ci_high) = iqm_interval(values, seed_for(&[agent]));
                 let regrets: Vec<f64> = evals.iter().map(|e| e.regret).collect();
                 let value = iqm(values);
+                // Per campaign: the agent's mean over seeds minus the reference.
+                let differences: Vec<f64> = online_campaigns
+                    .iter()
+                    .enumerate()
+                    .map(|(c, online)| mean(evals.iter().map(|e| e.campaigns[c])) - online)
+                    .collect();
                 AgentSummary {
                     agent: agent.clone(),
                     runs: evals.len(),
@@ -127,6 +165,11 @@ impl Summary {
                     ci_high,
                     pct_of_online: 100.0 * value / references.online,
                     pct_of_bound: 100.0 * value / references.bound,
+                    pct_of_second_bound: references.second_bound.map(|b| 100.0 * value / b),
+                    paired_difference: mean(differences.iter().copied()),
+                    paired_ci: bootstrap_interval(&differences, seed_for(&[agent, "paired"]), |d| {
+                        mean(d.iter().copied())
+                    }),
                     pct_of_myopic: 100.0 * value / references.myopic,
                     iqm_regret: iqm(&regrets),
                     mean_acceptance_rate: mean(evals.iter().map(|e| e.acceptance_rate)),
@@ -177,27 +220,41 @@ impl Summary {
 
     /// The comparison table (Markdown, readable in a terminal too).
     pub fn table(&self) -> String {
-        let l = &self.labels;
+        let (l, r) = (&self.labels, &self.references);
+        let second = l.second_bound.zip(r.second_bound);
         let mut out = String::new();
+        write!(
+            out,
+            "| agent | runs | IQM {} | 95% CI | % of {} | Δ vs {} per campaign [95% CI] | % of {} |",
+            l.score.label, l.online.label, l.online.label, l.bound.label,
+        )
+        .unwrap();
+        if let Some((named, _)) = second {
+            write!(out, " % of {} |", named.label).unwrap();
+        }
         writeln!(
             out,
-            "| agent | runs | IQM {} | 95% CI | % of {} | % of {} | IQM regret | % of {} | acceptance | mix ({}) |",
-            l.score.label,
-            l.online.label,
-            l.bound.label,
+            " IQM regret | % of {} | acceptance | mix ({}) |",
             l.myopic.label,
             self.actions.join(" / ")
         )
         .unwrap();
-        writeln!(out, "|---|---:|---:|---|---:|---:|---:|---:|---:|---|").unwrap();
-        let r = &self.references;
-        for (label, value) in [(l.myopic, r.myopic), (l.online, r.online), (l.bound, r.bound)] {
+        let second_column = if second.is_some() { "---:|" } else { "" };
+        writeln!(
+            out,
+            "|---|---:|---:|---|---:|---|---:|{second_column}---:|---:|---:|---|"
+        )
+        .unwrap();
+        let pct_of_second = |value: f64| second.map_or(String::new(), |(_, b)| format!(" {:.1}% |", 100.0 * value / b));
+        for (named, value) in l.references(r) {
             writeln!(
                 out,
-                "| *{}* (reference) | | {value:.1} | | {:.1}% | {:.1}% | {:.1} | {:.1}% | | |",
-                label.label,
+                "| *{}* (reference) | | {value:.1} | | {:.1}% | {:.1} | {:.1}% |{} {:.1} | {:.1}% | | |",
+                named.label,
                 100.0 * value / r.online,
+                value - r.online,
                 100.0 * value / r.bound,
+                pct_of_second(value),
                 r.online - value,
                 100.0 * value / r.myopic,
             )
@@ -207,14 +264,18 @@ impl Summary {
             let mix: Vec<String> = a.mix.iter().map(|m| format!("{:.0}", 100.0 * m)).collect();
             writeln!(
                 out,
-                "| {} | {} | {:.1} | [{:.1}, {:.1}] | {:.1}% | {:.1}% | {:.1} | {:.1}% | {:.3} | {}% |",
+                "| {} | {} | {:.1} | [{:.1}, {:.1}] | {:.1}% | {:.1} [{:.1}, {:.1}] | {:.1}% |{} {:.1} | {:.1}% | {:.3} | {}% |",
                 a.agent,
                 a.runs,
                 a.iqm,
                 a.ci_low,
                 a.ci_high,
                 a.pct_of_online,
+                a.paired_difference,
+                a.paired_ci.0,
+                a.paired_ci.1,
                 a.pct_of_bound,
+                pct_of_second(a.iqm),
                 a.iqm_regret,
                 a.pct_of_myopic,
                 a.mean_acceptance_rate,
@@ -229,20 +290,21 @@ impl Summary {
     pub fn markdown(&self) -> String {
         let l = &self.labels;
         let mut out = format!("# {}\n\n", self.experiment);
+        let references: Vec<String> = l
+            .references(&self.references)
+            .map(|(named, _)| format!("{} (knows {})", named.label, named.knows))
+            .collect();
         writeln!(
             out,
             "Test campaigns (users never trained or tuned on), greedy policies, the final evaluation of each run, \
-             scored by {} ({}). References: {} (knows {}); {} (knows {}); {} (knows {}). IQM = interquartile \
-             mean over seeds; 95% CI = percentile bootstrap over seeds, seeded from the agents' names; regret is \
-             against the {}.\n",
+             scored by {} ({}). References: {}. IQM = interquartile mean over seeds; 95% CI = percentile \
+             bootstrap over seeds, seeded from the agents' names; Δ = the agent's score minus the {}'s on the \
+             same campaigns, averaged over campaigns and seeds, with a 95% bootstrap interval over campaigns; \
+             regret is against the {}.\n",
             l.score.label,
             l.score.knows,
-            l.myopic.label,
-            l.myopic.knows,
+            references.join("; "),
             l.online.label,
-            l.online.knows,
-            l.bound.label,
-            l.bound.knows,
             l.online.label,
         )
         .unwrap();

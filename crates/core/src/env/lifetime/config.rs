@@ -8,7 +8,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::super::config::{
-    Response, Standardise, increasing, validate_fractions, validate_regions, validate_response, validate_standardise,
+    MAX_DENSE, Response, Standardise, increasing, validate_fractions, validate_regions, validate_response,
+    validate_standardise,
 };
 use super::super::features;
 use crate::config::{ConfigError, load_toml};
@@ -135,6 +136,8 @@ pub struct Stock {
 pub struct LifetimeBuckets {
     /// Age edges in years.
     pub age_edges_years: Vec<f64>,
+    /// Seniority edges in years (of the per-user tabular state only).
+    pub seniority_edges_years: Vec<f64>,
     /// Edges on handsets in stock.
     pub stock_edges: Vec<f64>,
     /// Edges on the share of the budget left, in (0, 1].
@@ -249,6 +252,7 @@ impl LifetimeConfig {
         }
         let b = &self.state;
         increasing(file, "state.age_edges_years", &b.age_edges_years, None)?;
+        increasing(file, "state.seniority_edges_years", &b.seniority_edges_years, None)?;
         increasing(file, "state.stock_edges", &b.stock_edges, None)?;
         increasing(file, "state.budget_edges", &b.budget_edges, Some((0.0, 1.0)))?;
         increasing(file, "state.progress_edges", &b.progress_edges, Some((0.0, 1.0)))?;
@@ -279,12 +283,46 @@ impl LifetimeConfig {
             nonnegative(&field("offer_cost"), c.offer_cost)?;
             validate_response(file, &field("response"), &c.response, &names)?;
         }
+        if self.dense_len() > MAX_DENSE {
+            return bad(
+                "contracts",
+                format!(
+                    "the dense observation would have {} entries, at most {MAX_DENSE} are supported: \
+                     use fewer regions, contracts or a shorter fatigue window",
+                    self.dense_len()
+                ),
+            );
+        }
         Ok(())
     }
 
     /// Action count: "no offer" and one per contract.
     pub fn n_actions(&self) -> usize {
         self.contracts.len() + 1
+    }
+
+    /// Number of per-user tabular states: holding × offers of the fatigue window's months before
+    /// (a bit each) × refusals so far (0, 1, 2+) × age buckets × seniority buckets × month.
+    pub fn user_states(&self) -> usize {
+        let b = &self.state;
+        self.n_actions()
+            * (1 << self.fatigue.window_months)
+            * 3
+            * (b.age_edges_years.len() + 1)
+            * (b.seniority_edges_years.len() + 1)
+            * self.months
+    }
+
+    /// Length of the dense observation ([`super::dense_names`]): the features, the holding
+    /// one-hot, months left and remembered offers, the window's offer bits, offers and refusals
+    /// per contract, and 7 history, time and resource entries.
+    pub fn dense_len(&self) -> usize {
+        feature_names(&self.regions).len()
+            + self.n_actions()
+            + 2
+            + self.fatigue.window_months as usize
+            + 2 * self.contracts.len()
+            + 7
     }
 
     /// Number of tabular states: holding (none or a contract) × remembered offers (0, 1, 2+) ×

@@ -29,6 +29,7 @@ pub struct LifetimeModel {
     /// Per user: the churn log-odds without holding and fatigue.
     churn_logit: Vec<f64>,
     age_bucket: Vec<u8>,
+    seniority_bucket: Vec<u8>,
     splits: [Vec<u32>; 3],
     dense_len: usize,
 }
@@ -58,6 +59,7 @@ impl LifetimeModel {
         let mut accept_logit = Vec::with_capacity(n * config.contracts.len());
         let mut churn_logit = Vec::with_capacity(n);
         let mut age_bucket = Vec::with_capacity(n);
+        let mut seniority_bucket = Vec::with_capacity(n);
         let mut splits: [Vec<u32>; 3] = Default::default();
         for (u, user) in records.iter().enumerate() {
             let x = &mut features[u * names.len()..(u + 1) * names.len()];
@@ -70,6 +72,7 @@ impl LifetimeModel {
             }
             churn_logit.push(config.churn.bias + dot(&churn_weights, x));
             age_bucket.push(bucket(f64::from(user.age), &config.state.age_edges_years) as u8);
+            seniority_bucket.push(bucket(f64::from(user.seniority_years), &config.state.seniority_edges_years) as u8);
             let split = split_of(&user.user_id, config.test_fraction, config.validation_fraction);
             splits[split as usize].push(u as u32);
         }
@@ -83,8 +86,7 @@ impl LifetimeModel {
                 });
             }
         }
-        // The dense observation: features, holding one-hot, and 9 history and resource entries.
-        let dense_len = names.len() + config.n_actions() + 9;
+        let dense_len = config.dense_len();
         Ok(Self {
             dense_len,
             user_ids: records.iter().map(|r| r.user_id).collect(),
@@ -93,6 +95,7 @@ impl LifetimeModel {
             accept_logit,
             churn_logit,
             age_bucket,
+            seniority_bucket,
             splits,
             config,
         })
@@ -117,14 +120,20 @@ impl LifetimeModel {
         self.dense_len
     }
 
+    /// Length of the dense observation's part about the user alone: all of it but the shared
+    /// resources at its end ([`super::SHARED_DENSE`]).
+    pub fn user_dense_len(&self) -> usize {
+        self.dense_len - super::env::SHARED_DENSE
+    }
+
     /// Rows of the users of `split`, in snapshot order.
     pub fn split(&self, split: Split) -> &[u32] {
         &self.splits[split as usize]
     }
 
-    /// Campaigns of `split`: consecutive cohorts, the last one wrapping around.
+    /// Disjoint campaigns of `split`: the whole cohorts it holds, consecutive in split order.
     pub fn campaigns(&self, split: Split) -> usize {
-        self.split(split).len().div_ceil(self.config.cohort)
+        self.split(split).len() / self.config.cohort
     }
 
     pub fn user_id(&self, user: u32) -> Uuid {
@@ -145,13 +154,17 @@ impl LifetimeModel {
         usize::from(self.age_bucket[user as usize])
     }
 
+    pub fn seniority_bucket(&self, user: u32) -> usize {
+        usize::from(self.seniority_bucket[user as usize])
+    }
+
     /// The month user `i` of a cohort arrives in.
     pub fn arrival_month(&self, i: usize) -> usize {
         i * self.config.arrival_months / self.config.cohort
     }
 
     /// P(accept) of `contract` (0-based) for `user` with latent log-odds shift `shift` and
-    /// `remembered` recent offers.
+    /// `remembered` offers of the months before ([`super::UserState::remembered`]).
     #[inline]
     pub fn accept_prob(&self, user: u32, contract: usize, shift: f64, remembered: u32) -> f64 {
         let k = self.config.contracts.len();
@@ -161,8 +174,8 @@ impl LifetimeModel {
         sigmoid(logit)
     }
 
-    /// The monthly churn hazard of `user`, holding a contract or not, with `remembered` recent
-    /// offers (this month's included).
+    /// The monthly churn hazard of `user`, holding a contract or not, with `remembered` offers
+    /// at the month's close ([`super::UserState::remembered_at_close`]: this month's included).
     #[inline]
     pub fn churn_prob(&self, user: u32, in_contract: bool, remembered: u32) -> f64 {
         let c = &self.config.churn;

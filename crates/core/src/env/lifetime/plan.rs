@@ -29,6 +29,7 @@ pub struct UserView {
     pub shift: f64,
     pub holding: u8,
     pub months_left: u8,
+    /// Offers of the fatigue window's months before this one (bit j − 1: j months ago).
     pub recent: u8,
 }
 
@@ -51,13 +52,13 @@ impl UserView {
             shift,
             holding: state.holding,
             months_left: state.months_left,
-            recent: state.recent,
+            recent: state.previous_months(),
         }
     }
 }
 
-/// Decision-time values V(month, holding, months left, remembered offers) of one user under
-/// fixed prices, from some month to the end of the campaign.
+/// Decision-time values V(month, holding, months left, offers of the months before) of one user
+/// under fixed prices, from some month to the end of the campaign.
 #[derive(Debug, Clone)]
 pub struct UserPlan {
     from: usize,
@@ -68,14 +69,41 @@ pub struct UserPlan {
     values: Vec<f64>,
     /// P(accept) per contract and remembered-offer count.
     accept: Vec<f64>,
-    /// P(churn) per (holding a contract or not) and remembered-offer count.
+    /// P(churn) per (holding a contract or not) and remembered-offer count at the close.
     churn: [Vec<f64>; 2],
     prices: Prices,
 }
 
+/// Churn's fatigue at a month's close, from the offer bits of the months before (`recent`) and
+/// whether the user was offered something this month: this month's offer and those of the
+/// `window − 1` months before.
+#[inline]
+pub(super) fn remembered_at_close(recent: usize, offered: bool, window: usize) -> usize {
+    (recent & ((1 << (window - 1)) - 1)).count_ones() as usize + usize::from(offered)
+}
+
+/// The offer bits of the months before next month's decision.
+#[inline]
+pub(super) fn next_recent(recent: usize, offered: bool, window: usize) -> usize {
+    ((recent << 1) | usize::from(offered)) & ((1 << window) - 1)
+}
+
 impl UserPlan {
-    /// Solves `view`'s user from `from` (its arrival or the current month) to the end.
+    /// Solves `view`'s user from `from` (its arrival or the current month) to the end, with the
+    /// acceptance its latent shift gives.
     pub fn solve(model: &LifetimeModel, view: &UserView, from: usize, prices: Prices) -> Self {
+        let window = model.config().fatigue.window_months as usize;
+        let accept = (0..model.config().contracts.len())
+            .flat_map(|c| (0..=window).map(move |r| (c, r)))
+            .map(|(c, r)| model.accept_prob(view.user, c, view.shift, r as u32))
+            .collect();
+        Self::solve_with(model, view.user, accept, from, prices)
+    }
+
+    /// Solves `user` from `from` to the end with the acceptance probabilities `accept`, per
+    /// contract and remembered-offer count (contract-major, as
+    /// [`super::UserLikelihood::predictive`] gives them): a planner's belief frozen as it is now.
+    pub fn solve_with(model: &LifetimeModel, user: u32, accept: Vec<f64>, from: usize, prices: Prices) -> Self {
         let config = model.config();
         let k = config.contracts.len();
         let window = config.fatigue.window_months as usize;
@@ -87,13 +115,10 @@ impl UserPlan {
             lefts,
             recents: 1 << window,
             values: Vec::new(),
-            accept: (0..k)
-                .flat_map(|c| (0..=window).map(move |r| (c, r)))
-                .map(|(c, r)| model.accept_prob(view.user, c, view.shift, r as u32))
-                .collect(),
+            accept,
             churn: [false, true].map(|in_contract| {
-                (0..=window + 1)
-                    .map(|r| model.churn_prob(view.user, in_contract, r as u32))
+                (0..=window)
+                    .map(|r| model.churn_prob(user, in_contract, r as u32))
                     .collect()
             }),
             prices,
@@ -139,22 +164,13 @@ impl UserPlan {
         )
     }
 
-    /// After the month's decision: the month's margin, then churn, contracts running down and
-    /// fatigue moving on; then the next month.
-    fn month_end(&self, model: &LifetimeModel, month: usize, h: usize, l: usize, r: usize) -> f64 {
-        let hazard = self.churn[usize::from(h > 0)][(r as u32).count_ones() as usize];
-        let (h2, l2) = match (h, l) {
-            (0, _) => (0, 0),
-            (_, 1) => (0, 0),
-            (h, l) => (h, l - 1),
-        };
-        let r2 = (r << 1) & (self.recents - 1);
-        model.margin(h) + (1.0 - hazard) * self.value(month + 1, h2, l2, r2)
-    }
-
-    /// Whether a user in (holding, months left) is up for a decision.
-    fn up(model: &LifetimeModel, h: usize, l: usize) -> bool {
-        h == 0 || l as u32 <= model.config().renewal_window_months
+    /// After the month's decision (`offered`: whether it was an offer): the month's margin,
+    /// then churn, contracts running down and fatigue moving on; then the next month.
+    fn month_end(&self, model: &LifetimeModel, month: usize, h: usize, l: usize, r: usize, offered: bool) -> f64 {
+        let window = self.recents.trailing_zeros() as usize;
+        let hazard = self.churn[usize::from(h > 0)][remembered_at_close(r, offered, window)];
+        let (h2, l2) = run_down(h, l);
+        model.margin(h) + (1.0 - hazard) * self.value(month + 1, h2, l2, next_recent(r, offered, window))
     }
 
     /// The best action at a decision (0 when the user is not up) and its value, over the
@@ -168,8 +184,8 @@ impl UserPlan {
         r: usize,
         allowed: u16,
     ) -> (f64, usize) {
-        let stay = self.month_end(model, month, h, l, r);
-        if !Self::up(model, h, l) {
+        let stay = self.month_end(model, month, h, l, r, false);
+        if !up(model, h, l) {
             return (stay, 0);
         }
         let remembered = (r as u32).count_ones() as usize;
@@ -180,9 +196,9 @@ impl UserPlan {
                 continue;
             }
             let p = self.accept[k * (window + 1) + remembered];
-            let accepted = self.month_end(model, month, k + 1, c.months as usize, r | 1)
+            let accepted = self.month_end(model, month, k + 1, c.months as usize, r, true)
                 - if c.uses_stock { self.prices.stock } else { 0.0 };
-            let refused = self.month_end(model, month, h, l, r | 1);
+            let refused = self.month_end(model, month, h, l, r, true);
             let q = -c.offer_cost * (1.0 + self.prices.budget) + p * accepted + (1.0 - p) * refused;
             if q > best.0 {
                 best = (q, k + 1);
@@ -209,6 +225,17 @@ impl UserPlan {
     }
 }
 
+/// Whether a user in (holding, months left) is up for a decision.
+pub(super) fn up(model: &LifetimeModel, h: usize, l: usize) -> bool {
+    h == 0 || l as u32 <= model.config().renewal_window_months
+}
+
+/// (holding, months left) after a month's close: the contract runs down by a month.
+#[inline]
+pub(super) fn run_down(h: usize, l: usize) -> (usize, usize) {
+    if h > 0 && l > 1 { (h, l - 1) } else { (0, 0) }
+}
+
 /// Resources a relaxation may spend over the rest of a campaign.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Capacity {
@@ -216,52 +243,62 @@ pub struct Capacity {
     pub budget: f64,
 }
 
-/// The Lagrangian dual: Σ_u V_u(prices) + prices · capacity, for users `views` whose planning
-/// starts at the given months.
-pub fn dual(model: &LifetimeModel, views: &[(UserView, usize)], capacity: Capacity, prices: Prices) -> f64 {
-    let users: f64 = views
-        .iter()
-        .map(|(view, from)| UserPlan::solve(model, view, *from, prices).value_of(*from, view))
-        .sum();
-    users + prices.stock * capacity.stock + prices.budget * capacity.budget
+/// Each user's value under prices, for the dual: user `i` of `0..users` at `prices`.
+pub type UserValue<'a> = dyn Fn(usize, Prices) -> f64 + Sync + 'a;
+
+/// The Lagrangian dual Σ_u V_u(prices) + prices · capacity, with each user's value from `value`
+/// (the users in parallel; summed in order, so the result does not depend on the threads).
+pub fn dual_of(users: usize, capacity: Capacity, prices: Prices, value: &UserValue) -> f64 {
+    use rayon::prelude::*;
+    let values: Vec<f64> = (0..users).into_par_iter().map(|i| value(i, prices)).collect();
+    values.iter().sum::<f64>() + prices.stock * capacity.stock + prices.budget * capacity.budget
 }
 
-/// The prices that minimise the dual (coordinate descent with golden-section search on each
-/// price; the dual is convex in the prices), and the dual's value there.
+/// The Lagrangian dual with each user planned by [`UserPlan::solve`] on the latent shift of
+/// its view, for users `views` whose planning starts at the given months.
+pub fn dual(model: &LifetimeModel, views: &[(UserView, usize)], capacity: Capacity, prices: Prices) -> f64 {
+    dual_of(views.len(), capacity, prices, &|i, prices| {
+        let (view, from) = &views[i];
+        UserPlan::solve(model, view, *from, prices).value_of(*from, view)
+    })
+}
+
+/// The prices that minimise [`dual`], and the dual's value there.
 pub fn minimise_dual(
     model: &LifetimeModel,
     views: &[(UserView, usize)],
     capacity: Capacity,
     rounds: usize,
 ) -> (Prices, f64) {
+    minimise_dual_of(model, views.len(), capacity, rounds, &|i, prices| {
+        let (view, from) = &views[i];
+        UserPlan::solve(model, view, *from, prices).value_of(*from, view)
+    })
+}
+
+/// The prices that minimise [`dual_of`] (coordinate descent with golden-section search on each
+/// price; the dual is convex in the prices whatever the users' values, each being a maximum of
+/// functions linear in them), and the dual's value there.
+pub fn minimise_dual_of(
+    model: &LifetimeModel,
+    users: usize,
+    capacity: Capacity,
+    rounds: usize,
+    value: &UserValue,
+) -> (Prices, f64) {
     let config = model.config();
-    let top_margin = config
-        .contracts
-        .iter()
-        .map(|c| c.margin)
-        .fold(config.base_margin, f64::max);
-    let horizon_value = top_margin * config.months as f64;
-    let cheapest = config
-        .contracts
-        .iter()
-        .map(|c| c.offer_cost)
-        .filter(|c| *c > 0.0)
-        .fold(f64::INFINITY, f64::min);
-    let stock_max = horizon_value;
-    let budget_max = if cheapest.is_finite() {
-        horizon_value / cheapest
-    } else {
-        0.0
-    };
+    let prices_budget = config.contracts.iter().any(|c| c.offer_cost > 0.0);
     let uses_stock = config.contracts.iter().any(|c| c.uses_stock);
-    let f = |p: Prices| dual(model, views, capacity, p);
+    let f = |p: Prices| dual_of(users, capacity, p, value);
     let mut prices = Prices::default();
     for _ in 0..rounds {
-        if budget_max > 0.0 {
-            prices.budget = golden(|b| f(Prices { budget: b, ..prices }), 0.0, budget_max);
+        if prices_budget {
+            // Per unit of offer cost: prices of order 1.
+            prices.budget = minimise_from_zero(|b| f(Prices { budget: b, ..prices }), 1.0);
         }
         if uses_stock {
-            prices.stock = golden(|s| f(Prices { stock: s, ..prices }), 0.0, stock_max);
+            // Per handset: prices of the order of a month's margin.
+            prices.stock = minimise_from_zero(|s| f(Prices { stock: s, ..prices }), config.base_margin.max(1.0));
         }
     }
     // The search ends near the minimum; a price of 0 (a slack resource) is checked exactly.
@@ -275,13 +312,36 @@ pub fn minimise_dual(
     (prices, value)
 }
 
+/// The minimiser of a convex `f` on [0, ∞): 0 when `f` rises from there, else a bracket found
+/// by doubling from `scale` until `f` stops falling, then golden-section search in it.
+fn minimise_from_zero(f: impl Fn(f64) -> f64, scale: f64) -> f64 {
+    let (mut below, mut best, mut at_best) = (0.0, 0.0, f(0.0));
+    // A slack resource: the dual rises from a price of 0 on.
+    if f(scale * 1e-3) >= at_best {
+        return 0.0;
+    }
+    let mut next = scale;
+    for _ in 0..60 {
+        let at_next = f(next);
+        if at_next >= at_best {
+            break;
+        }
+        (below, best, at_best) = (best, next, at_next);
+        next *= 2.0;
+    }
+    golden(f, below, next)
+}
+
+/// Golden-section steps: the bracket shrinks to 0.618^12 ≈ 3e-3 of its width.
+const GOLDEN_STEPS: usize = 12;
+
 /// The minimiser of a convex `f` on [lo, hi] by golden-section search.
 fn golden(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
     const INV_PHI: f64 = 0.618_033_988_749_895;
     let mut a = hi - INV_PHI * (hi - lo);
     let mut b = lo + INV_PHI * (hi - lo);
     let (mut fa, mut fb) = (f(a), f(b));
-    for _ in 0..30 {
+    for _ in 0..GOLDEN_STEPS {
         if fa <= fb {
             hi = b;
             b = a;

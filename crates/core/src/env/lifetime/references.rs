@@ -1,14 +1,25 @@
-//! Reference policies and the upper bound of the customer-lifetime env, each with what it knows.
+//! Reference policies and bounds of the customer-lifetime env, each with what it knows, and how
+//! they are played on a campaign.
 //!
-//! | reference   | knows                                                                  | ignores |
-//! |-------------|------------------------------------------------------------------------|---------|
-//! | myopic      | the response model and every user's latent                            | churn, fatigue's future cost, that stock and budget run out |
-//! | bid-price   | the response, churn and fatigue models; latents only through each user's history (posterior mean) | nothing: prices the shared resources (Lagrangian relaxation, re-solved every `resolve_months`) and plans each user's future by DP |
-//! | upper bound | everything, latents included                                            | that resources bind month by month and user by user: the relaxation's value at its best prices |
+//! | reference      | knows                                                                  | ignores |
+//! |----------------|------------------------------------------------------------------------|---------|
+//! | myopic         | the response model and every user's latent                            | churn, fatigue's future cost, that stock and budget run out |
+//! | bid-price      | the models; latents only through each user's answers (the exact grid posterior) | nothing: prices stock and budget (Lagrangian relaxation, re-solved every `resolve_months`) and plans each user's future over its belief, valuing what answers tell |
+//! | bid-price v1   | as bid-price, with a Beta–Bernoulli belief plugged into the sigmoid    | that acceptance is logistic in the latent; the value of information |
+//! | zero price     | as bid-price, with both prices 0                                        | that stock and budget are shared |
+//! | rules          | nothing: the cheapest contract once to each new user, or to every user up | everything |
+//! | Bayes bound    | the models; no latent                                                  | that resources bind month by month and user by user: bounds every policy that does not see the latents |
+//! | upper bound    | everything, latents included                                           | as the Bayes bound: bounds every policy, even one that sees the latents |
+//!
+//! Every policy plays a replay of a campaign from the same reset, so they meet the same latents
+//! and, user by user and month by month, the same draws (the env's per-user streams).
 
-use super::env::{CustomerLifetimeEnv, UserState};
+use std::sync::Arc;
+
+use super::bid_price::{BidPrice, BidPriceV1, Pricing, bayes_bound, upper_bound};
+use super::env::CustomerLifetimeEnv;
 use super::model::LifetimeModel;
-use super::plan::{Capacity, Prices, UserPlan, UserView, minimise_dual};
+use crate::env::{Campaigns, Split};
 
 /// A reference policy: it may read the whole env, latents included (what it uses is its
 /// documented knowledge).
@@ -52,104 +63,51 @@ impl Reference for Myopic {
     }
 }
 
-/// The latent shift a planner without the latents believes: that of the posterior mean of θ
-/// after the user's accepts out of offers (a Beta–Bernoulli update of the prior).
-pub fn believed_shift(model: &LifetimeModel, u: &UserState) -> f64 {
-    let l = &model.config().latent;
-    let mean = (l.alpha + f64::from(u.accepts)) / (l.alpha + l.beta + f64::from(u.offers));
-    l.shift(mean)
+/// A one-line policy: the cheapest contract (of lowest offer cost) to every user up for a
+/// decision, or (`once`) only to users never offered anything; "no offer" when it is masked.
+#[derive(Debug, Clone, Copy)]
+pub struct CheapestOffer {
+    pub once: bool,
 }
 
-/// Bid prices from the Lagrangian relaxation over the users' believed latents, re-solved with
-/// the remaining resources at the first decision of every `resolve_months`-th month; each
-/// decision is the best action of the current user's own DP under those prices.
-#[derive(Debug, Clone)]
-pub struct BidPrice {
-    pub resolve_months: usize,
-    pub rounds: usize,
-    prices: Prices,
-    solved_month: Option<usize>,
-}
-
-impl BidPrice {
-    /// Months between re-solves by default: four solves in a year-long campaign.
-    pub const RESOLVE_MONTHS: usize = 3;
-
-    pub fn new(resolve_months: usize) -> Self {
-        Self {
-            resolve_months: resolve_months.max(1),
-            rounds: 2,
-            prices: Prices::default(),
-            solved_month: None,
-        }
-    }
-
-    /// The prices in force.
-    pub fn prices(&self) -> Prices {
-        self.prices
-    }
-
-    fn solve(&mut self, env: &CustomerLifetimeEnv) {
-        self.prices = minimise_dual(env.model(), &believed_views(env), capacity_left(env), self.rounds).0;
-        self.solved_month = Some(env.month());
-    }
-}
-
-impl Reference for BidPrice {
-    fn begin(&mut self, _env: &CustomerLifetimeEnv) {
-        self.solved_month = None;
-    }
+impl Reference for CheapestOffer {
+    fn begin(&mut self, _env: &CustomerLifetimeEnv) {}
 
     fn act(&mut self, env: &CustomerLifetimeEnv) -> usize {
-        let month = env.month();
-        if self.solved_month.is_none_or(|m| month >= m + self.resolve_months) {
-            self.solve(env);
+        let contracts = &env.model().config().contracts;
+        let cheapest = (0..contracts.len())
+            .min_by(|&a, &b| contracts[a].offer_cost.total_cmp(&contracts[b].offer_cost))
+            .expect("a catalogue")
+            + 1;
+        let u = &env.users()[env.current().expect("a decision")];
+        if env.mask().contains(cheapest) && !(self.once && u.offers > 0) {
+            cheapest
+        } else {
+            0
         }
-        let model = env.model();
-        let slot = env.current().expect("a decision");
-        let u = &env.users()[slot];
-        let view = UserView::of(env.cohort()[slot], u, believed_shift(model, u));
-        UserPlan::solve(model, &view, month, self.prices).best_action(model, month, &view, env.mask().0)
     }
 }
 
-/// The users still in `env`'s campaign as a planner without the latents sees them, each with
-/// the month its plan starts (now, or its arrival).
-pub fn believed_views(env: &CustomerLifetimeEnv) -> Vec<(UserView, usize)> {
-    let model = env.model();
-    env.cohort()
-        .iter()
-        .zip(env.users())
-        .filter(|(_, u)| !u.churned)
-        .map(|(&user, u)| {
-            let view = UserView::of(user, u, believed_shift(model, u));
-            (view, usize::from(u.arrival).max(env.month()))
-        })
-        .collect()
-}
+/// The policies the env's references play, in report order.
+pub const POLICIES: [&str; 6] = [
+    "myopic_oracle",
+    "bid_price",
+    "bid_price_v1",
+    "zero_price",
+    "rule_once",
+    "rule_always",
+];
 
-/// What the rest of `env`'s campaign may spend: the handsets in stock and those still to come,
-/// and the budget left.
-pub fn capacity_left(env: &CustomerLifetimeEnv) -> Capacity {
-    let config = env.model().config();
-    let months_to_come = (config.months - 1 - env.month()) as f64;
-    Capacity {
-        stock: f64::from(env.stock()) + f64::from(config.stock.monthly) * months_to_come,
-        budget: env.budget(),
-    }
-}
-
-/// The upper bound on the expected return of the campaign just reset: the Lagrangian
-/// relaxation with every latent revealed, at its best prices.
-pub fn upper_bound(env: &CustomerLifetimeEnv) -> f64 {
-    let model = env.model();
-    let views: Vec<(UserView, usize)> = env
-        .cohort()
-        .iter()
-        .zip(env.users())
-        .map(|(&user, u)| (UserView::fresh(user, u.shift), usize::from(u.arrival)))
-        .collect();
-    minimise_dual(model, &views, capacity_left(env), 3).1
+/// The reference policies, in [`POLICIES`] order, re-solving bid prices every `resolve_months`.
+pub fn policies(model: &LifetimeModel, resolve_months: usize) -> Vec<Box<dyn Reference + Send>> {
+    vec![
+        Box::new(Myopic),
+        Box::new(BidPrice::new(model, resolve_months, Pricing::Dual)),
+        Box::new(BidPriceV1::new(resolve_months)),
+        Box::new(BidPrice::new(model, resolve_months, Pricing::Zero)),
+        Box::new(CheapestOffer { once: true }),
+        Box::new(CheapestOffer { once: false }),
+    ]
 }
 
 /// The return of one campaign under `policy`.
@@ -176,8 +134,8 @@ pub fn play_with(
     total
 }
 
-/// What [`play_references`] reports as the references play: a decision of policy `policy` (0 the
-/// myopic oracle, 1 the bid-price policy), or the end of its campaign.
+/// What [`play_references`] reports as the references play: a decision of the policy at
+/// `policy` in [`POLICIES`], or the end of its campaign.
 pub enum RefEvent<'a> {
     Decision {
         policy: usize,
@@ -191,73 +149,112 @@ pub enum RefEvent<'a> {
     },
 }
 
-/// The references on the campaign `reset` starts (called before each policy, so both meet the
-/// same latents and, as far as their actions agree, the same draws): [myopic, bid-price, bound].
+/// One replay of a campaign: each policy's return, in [`POLICIES`] order, and the upper bound
+/// (latents revealed) of its latents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    pub returns: Vec<f64>,
+    pub upper_bound: f64,
+}
+
+/// The references on the campaign `reset` starts (called before each policy, so all meet the
+/// same latents and draws).
 pub fn play_references(
     env: &mut CustomerLifetimeEnv,
     reset: impl Fn(&mut CustomerLifetimeEnv),
     resolve_months: usize,
     mut on_event: impl FnMut(RefEvent),
-) -> [f64; 3] {
+) -> Replay {
     reset(env);
-    let bound = upper_bound(env);
-    let mut returns = [0.0, 0.0, bound];
-    let policies: [&mut dyn Reference; 2] = [&mut Myopic, &mut BidPrice::new(resolve_months)];
-    for (policy, reference) in policies.into_iter().enumerate() {
-        if policy > 0 {
+    let upper_bound = upper_bound(env);
+    let mut policies = policies(env.model(), resolve_months);
+    let returns = policies
+        .iter_mut()
+        .enumerate()
+        .map(|(policy, reference)| {
             reset(env);
-        }
-        returns[policy] = play_with(env, reference, |user, action, expected_reward| {
-            on_event(RefEvent::Decision {
-                policy,
-                user,
-                action,
-                expected_reward,
-            })
-        });
-        on_event(RefEvent::End { policy, env });
-    }
-    returns
+            let total = play_with(env, reference.as_mut(), |user, action, expected_reward| {
+                on_event(RefEvent::Decision {
+                    policy,
+                    user,
+                    action,
+                    expected_reward,
+                })
+            });
+            on_event(RefEvent::End { policy, env });
+            total
+        })
+        .collect();
+    Replay { returns, upper_bound }
 }
 
-/// The returns of the references on one replay of a campaign.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CampaignReferences {
+/// The references of one campaign over its replays, with what an observer kept of each replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignReferences<T = ()> {
     pub campaign: usize,
-    pub seed: u64,
-    pub myopic: f64,
-    pub bid_price: f64,
-    pub bound: f64,
+    /// The replays, in seed order.
+    pub replays: Vec<Replay>,
+    /// What the observer kept of each replay, in the same order.
+    pub observed: Vec<T>,
+    /// The Bayes bound (no latent seen): the same for every replay.
+    pub bayes_bound: f64,
 }
 
-/// Plays the references on `episodes` replays (seeds `seed`, `seed + 1`, ...) of each of the
-/// first `campaigns` campaigns of `split`, in parallel; the result does not depend on the
-/// number of threads.
+/// Plays the references on `which` campaigns of `split`, in parallel; the result does not
+/// depend on the number of threads.
 pub fn evaluate_references(
-    model: &std::sync::Arc<LifetimeModel>,
-    split: crate::env::Split,
-    campaigns: usize,
-    episodes: u64,
-    seed: u64,
+    model: &Arc<LifetimeModel>,
+    split: Split,
+    which: &Campaigns,
     resolve_months: usize,
 ) -> Vec<CampaignReferences> {
+    evaluate_references_observed(model, split, which, resolve_months, || (), |_, _| {})
+}
+
+/// [`evaluate_references`], with each replay's events given to `observe` with what `start`
+/// made for that replay.
+pub fn evaluate_references_observed<T: Send>(
+    model: &Arc<LifetimeModel>,
+    split: Split,
+    which: &Campaigns,
+    resolve_months: usize,
+    start: impl Fn() -> T + Sync,
+    observe: impl Fn(&mut T, RefEvent) + Sync,
+) -> Vec<CampaignReferences<T>> {
     use rayon::prelude::*;
-    let jobs: Vec<(usize, u64)> = (0..campaigns)
-        .flat_map(|c| (0..episodes).map(move |e| (c, seed.wrapping_add(c as u64 * episodes + e))))
-        .collect();
-    jobs.par_iter()
-        .map(|&(campaign, seed)| {
-            let mut env = CustomerLifetimeEnv::new(std::sync::Arc::clone(model), split, seed);
+    let entries: Vec<(usize, usize)> = which.replays().collect();
+    let played: Vec<(Replay, T)> = entries
+        .into_par_iter()
+        .map(|(campaign, replay)| {
+            let seed = which.seed_of(campaign, replay);
+            let mut env = CustomerLifetimeEnv::new(Arc::clone(model), split, seed);
             let reset = |env: &mut CustomerLifetimeEnv| {
                 env.reset_campaign(campaign, seed);
             };
-            let [myopic, bid_price, bound] = play_references(&mut env, reset, resolve_months, |_| {});
+            let mut kept = start();
+            let outcome = play_references(&mut env, reset, resolve_months, |event| observe(&mut kept, event));
+            (outcome, kept)
+        })
+        .collect();
+    let bounds: Vec<f64> = (0..which.campaigns)
+        .into_par_iter()
+        .map(|campaign| {
+            let mut env = CustomerLifetimeEnv::new(Arc::clone(model), split, which.seed);
+            env.reset_campaign(campaign, which.seed);
+            bayes_bound(&env)
+        })
+        .collect();
+    let mut played = played.into_iter();
+    bounds
+        .into_iter()
+        .enumerate()
+        .map(|(campaign, bayes_bound)| {
+            let (replays, observed) = played.by_ref().take(which.replays).unzip();
             CampaignReferences {
                 campaign,
-                seed,
-                myopic,
-                bid_price,
-                bound,
+                replays,
+                observed,
+                bayes_bound,
             }
         })
         .collect()

@@ -1,0 +1,31 @@
+//! What trains the online network ([`DqnLearner`]): the gradient step written out on `ndarray`
+//! ([`crate::ndarray_learner`], the default) or burn's autodiff and Adam
+//! ([`crate::burn_learner`], the reference).
+
+use contract_rl_core::agents::{DqnConfig, DqnLearner};
+
+use crate::burn_learner::BurnLearner;
+use crate::mlp::Mlp;
+use crate::ndarray_learner::NdarrayLearner;
+use crate::replay::Batch;
+
+/// One learner of the online network.
+pub(crate) trait Learner: Send {
+    /// The online network's current weights.
+    fn mlp(&self) -> &Mlp;
+
+    /// Replaces the online network's weights (the optimiser's moments stay).
+    fn set_mlp(&mut self, mlp: Mlp);
+
+    /// One gradient step of the loss between Q(s, a) of `batch` and the targets `y`; returns
+    /// the loss and the mean Q(s, a) before the step.
+    fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32);
+}
+
+/// The learner `config` names, for the network `mlp`.
+pub(crate) fn learner(mlp: Mlp, config: &DqnConfig) -> Box<dyn Learner> {
+    match config.learner {
+        DqnLearner::Ndarray => Box::new(NdarrayLearner::new(mlp, config.batch_size)),
+        DqnLearner::Burn => Box::new(BurnLearner::new(mlp, config)),
+    }
+}
