@@ -173,6 +173,10 @@ pub enum Command {
         /// Results folders written by `run`.
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
+        /// The campaigns whose final scores are compared: `test` (with plots and report.html),
+        /// or `validation`, each run's last validation evaluation, for tuning (tables only).
+        #[arg(long, value_enum, default_value_t = Campaigns::Test)]
+        split: Campaigns,
         /// Output folder.
         #[arg(long, default_value = "results/comparison")]
         out: PathBuf,
@@ -365,4 +369,20 @@ fn parse_shard(text: &str) -> Result<Shard, String> {
         return Err(format!("expected 1 <= I <= N, got {i}/{n}"));
     }
     Ok(Shard { index: i - 1, count: n })
+}
+
+/// The evaluation campaigns `compare` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Campaigns {
+    Test,
+    Validation,
+}
+
+impl From<Campaigns> for contract_rl_core::env::Split {
+    fn from(c: Campaigns) -> Self {
+        match c {
+            Campaigns::Test => Self::Test,
+            Campaigns::Validation => Self::Validation,
+        }
+    }
 }

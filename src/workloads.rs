@@ -3,7 +3,8 @@
 //! the batched contract-choice env, the lifetime env's steps re-cut into per-user transitions,
 //! the lifetime references' costs (a bid-price solve, a Bayes-adaptive decision, the Bayes
 //! bound), tabular Q-learning, DQN training (one run, and ten on all cores), lagrangian_dqn
-//! training, a DQN gradient step with either learner, replay sampling, a snapshot load, the
+//! training, a DQN gradient step with either learner and with each DQN option, replay sampling,
+//! a snapshot load, the
 //! statistics of a 6-agent × 10-seed comparison and a Power BI export.
 
 use std::hint::black_box;
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use contract_rl_core::agents::{
-    Agent, AgentRng, DqnConfig, DqnLearner, LagrangianDqnConfig, QLearning, QLearningConfig,
+    Agent, AgentRng, DqnConfig, DqnHead, DqnLearner, LagrangianDqnConfig, PrioritizedReplay, QLearning,
+    QLearningConfig, RewardBaseline,
 };
 use contract_rl_core::env::lifetime::{
     BidPrice, CustomerLifetimeEnv, LifetimeConfig, LifetimeModel, Pricing, Reference, bayes_bound, believed_views,
@@ -142,7 +144,7 @@ fn batched_stepping(model: &Arc<EnvModel>) -> Workload {
 /// Every workload, set up on `inputs` (the export's runs the quickstart experiment once).
 pub fn workloads(inputs: &Inputs) -> Vec<Workload> {
     let model = inputs.contract_choice();
-    vec![
+    let mut workloads = vec![
         stepping(
             "env/step",
             Box::new(ContractChoiceEnv::new(Arc::clone(&model), Split::Train, 0)),
@@ -158,8 +160,15 @@ pub fn workloads(inputs: &Inputs) -> Vec<Workload> {
         bayes_bound_solve(inputs.lifetime()),
         q_learning(&model),
         q_learning_sweep(&model),
-        dqn_gradient_steps(&model, DqnLearner::Ndarray),
-        dqn_gradient_steps(&model, DqnLearner::Burn),
+        dqn_gradient_steps(&model, "dqn/gradient_step_batch64", DqnConfig::default()),
+        dqn_gradient_steps(
+            &model,
+            "dqn/gradient_step_batch64_burn",
+            DqnConfig {
+                learner: DqnLearner::Burn,
+                ..DqnConfig::default()
+            },
+        ),
         dqn_training("dqn/train_env_step", &model, DqnLearner::Ndarray, 1),
         dqn_training("dqn/train_env_step_burn", &model, DqnLearner::Burn, 1),
         dqn_training("dqn/train_env_step_10_seeds", &model, DqnLearner::Ndarray, 10),
@@ -169,7 +178,9 @@ pub fn workloads(inputs: &Inputs) -> Vec<Workload> {
         snapshot_load(inputs.sample()),
         statistics(),
         export(inputs),
-    ]
+    ];
+    workloads.extend(dqn_option_steps(&model));
+    workloads
 }
 
 /// Steps of the lifetime env re-cut into per-user transitions ([`UserCredit`]): under
@@ -347,31 +358,35 @@ fn q_learning_sweep(model: &Arc<EnvModel>) -> Workload {
     }
 }
 
-/// A DQN of `config` with `learner`, for the env of `model`.
-fn dqn(model: &EnvModel, learner: DqnLearner, config: DqnConfig, rng: &mut AgentRng) -> Dqn {
-    let config = DqnConfig { learner, ..config };
-    Dqn::new(config, model.dense_len(), model.n_actions(), 1_000_000, rng)
+/// A DQN of `config`, for the env of `model`.
+fn dqn(model: &Arc<EnvModel>, config: DqnConfig, rng: &mut AgentRng) -> Dqn {
+    Dqn::new(
+        config,
+        &contract_rl_core::env::EnvKind::from(Arc::clone(model)).spaces(),
+        1_000_000,
+        rng,
+    )
 }
 
-/// One DQN gradient step at batch 64 (hidden [64, 64]) with `learner`; each run takes 500 steps
-/// on the same agent, so a step time that grows with training shows up across runs.
-fn dqn_gradient_steps(model: &Arc<EnvModel>, learner: DqnLearner) -> Workload {
+/// One DQN gradient step at batch 64 (hidden [64, 64]) of `config` after 100 campaigns of
+/// filling the buffer (learning starts at their end, so the per-step baseline is set); each run
+/// takes 500 steps on the same agent, so a step time that grows with training shows up across
+/// runs.
+fn dqn_gradient_steps(model: &Arc<EnvModel>, name: &'static str, config: DqnConfig) -> Workload {
     const STEPS: u64 = 500;
+    const CAMPAIGNS: u64 = 100;
     let config = DqnConfig {
-        learning_starts: u64::MAX,
-        ..DqnConfig::default()
+        learning_starts: CAMPAIGNS * model.episode_len() as u64,
+        ..config
     };
     let mut rng = AgentRng::seed_from_u64(0);
-    let mut agent = dqn(model, learner, config, &mut rng);
+    let mut agent = dqn(model, config, &mut rng);
     let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Train, 0);
-    for _ in 0..100 {
+    for _ in 0..CAMPAIGNS {
         play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train);
     }
     Workload {
-        name: match learner {
-            DqnLearner::Ndarray => "dqn/gradient_step_batch64",
-            DqnLearner::Burn => "dqn/gradient_step_batch64_burn",
-        },
+        name,
         unit: "gradient steps",
         per_run: STEPS,
         headline: true,
@@ -382,6 +397,46 @@ fn dqn_gradient_steps(model: &Arc<EnvModel>, learner: DqnLearner) -> Workload {
             }
         }),
     }
+}
+
+/// A gradient step of each DQN option alone (`dqn/gradient_step_batch64` is none of them).
+fn dqn_option_steps(model: &Arc<EnvModel>) -> Vec<Workload> {
+    let d = DqnConfig::default;
+    [
+        ("dqn_options/n_steps_3", DqnConfig { n_steps: 3, ..d() }),
+        ("dqn_options/dueling", DqnConfig { dueling: true, ..d() }),
+        (
+            "dqn_options/learning_rate_decay",
+            DqnConfig {
+                learning_rate_end: Some(0.0),
+                ..d()
+            },
+        ),
+        (
+            "dqn_options/prioritized_replay",
+            DqnConfig {
+                prioritized_replay: Some(PrioritizedReplay::default()),
+                ..d()
+            },
+        ),
+        (
+            "dqn_options/baseline_per_step",
+            DqnConfig {
+                baseline: RewardBaseline::PerStep,
+                ..d()
+            },
+        ),
+        (
+            "dqn_options/afterstate",
+            DqnConfig {
+                head: DqnHead::Afterstate,
+                ..d()
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(name, config)| dqn_gradient_steps(model, name, config))
+    .collect()
 }
 
 /// Whole DQN training with `learner` (act + step + store + a gradient step every 4 env steps)
@@ -396,7 +451,14 @@ fn dqn_training(name: &'static str, model: &Arc<EnvModel>, learner: DqnLearner, 
     let mut runs: Vec<_> = (0..seeds)
         .map(|seed| {
             let mut rng = AgentRng::seed_from_u64(seed);
-            let agent = dqn(model, learner, config.clone(), &mut rng);
+            let agent = dqn(
+                model,
+                DqnConfig {
+                    learner,
+                    ..config.clone()
+                },
+                &mut rng,
+            );
             let env = ContractChoiceEnv::new(Arc::clone(model), Split::Train, seed);
             (agent, env, rng)
         })
@@ -438,7 +500,7 @@ fn replay_sampling(model: &Arc<EnvModel>) -> Workload {
         slow: false,
         run: Box::new(move || {
             for _ in 0..BATCHES {
-                buffer.sample(64, &mut rng, &mut batch);
+                buffer.sample(64, 1.0, &mut rng, &mut batch);
                 black_box(&batch);
             }
         }),

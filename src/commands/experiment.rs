@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use contract_rl_core::env::Split;
 use contract_rl_core::experiment::RunOptions;
 use contract_rl_core::experiment::Shard;
 use contract_rl_core::report::Summary;
@@ -83,9 +84,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
     finish(out, &summary)
 }
 
-/// `compare`: the agents of `dirs` into `out`, printing the aggregates.
-pub fn compare(dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
-    let comparison = contract_rl_parquet::compare(dirs)?;
+/// `compare`: the agents of `dirs` on `split`'s campaigns into `out`, printing the aggregates;
+/// the plots and report.html for the test campaigns only (validation scores are for tuning).
+pub fn compare(dirs: &[PathBuf], split: Split, out: &Path) -> anyhow::Result<ExitCode> {
+    let comparison = contract_rl_parquet::compare_on(dirs, split)?;
     let title = format!(
         "Comparison of {}",
         dirs.iter()
@@ -94,8 +96,10 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> anyhow::Result<ExitCode> {
             .join(", ")
     );
     write_comparison(out, &title, &comparison).context("writing the comparison")?;
-    contract_rl_report::plot_comparison(out).context("plotting the comparison")?;
-    contract_rl_report::write_report(out).context("writing report.html")?;
+    if split == Split::Test {
+        contract_rl_report::plot_comparison(out).context("plotting the comparison")?;
+        contract_rl_report::write_report(out).context("writing report.html")?;
+    }
     let markdown = comparison.markdown(&title);
     let table = markdown
         .split("\n\n")

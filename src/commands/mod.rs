@@ -37,7 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             shard,
         } => experiment::run(&config, out, snapshot.as_deref(), shard, quiet),
         Command::Merge { dirs, out } => experiment::merge(&dirs, &out),
-        Command::Compare { dirs, out } => experiment::compare(&dirs, &out),
+        Command::Compare { dirs, split, out } => experiment::compare(&dirs, split.into(), &out),
         Command::Export {
             what:
                 ExportCommand::PowerBi {

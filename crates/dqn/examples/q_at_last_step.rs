@@ -1,92 +1,83 @@
-//! Probes a saved DQN where its values are known: at the last step of a campaign nothing
-//! follows, so Q(s, a) / reward_scale should equal the expected reward of offering `a`. Prints,
-//! over the test users of the default env on the sample's users, binned by the true expected
-//! reward of one contract, the mean true value beside the network's, and how often the network
-//! and the truth prefer that contract.
+//! Probes the saved DQNs of an experiment where their values are known: at a campaign's last
+//! user nothing follows, so Q(s, a) / reward_scale should equal the expected reward of offering
+//! `a` (less the per-step baseline b, the same for every contract, when `baseline = "per_step"`).
+//! For every seed's checkpoint of AGENT it prints each contract's mean offset (Q / reward_scale
+//! − true expected reward) over the test users of the env on the sample's users, with one offer
+//! of every quota left, and the spread of those offsets across contracts: what ranks contracts
+//! wrongly at the end of a campaign (a common offset ranks nothing wrongly).
 //!
-//! cargo run --release -p contract-rl-dqn --example q_at_last_step -- CHECKPOINT [CONTRACT] [HIDDEN...]
+//! cargo run --release -p contract-rl-dqn --example q_at_last_step -- EXPERIMENT AGENT
+//! (from the project's folder: checkpoints in `results/<experiment name>/checkpoints/`, as `run`
+//! writes them)
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use contract_rl_core::agents::{AgentRng, DqnConfig, masked_argmax};
-use contract_rl_core::env::{EnvConfig, EnvModel, MAX_CONTRACTS, Split};
+use contract_rl_core::agents::{AgentConfig, AgentRng, RewardBaseline};
+use contract_rl_core::env::{EnvKind, MAX_CONTRACTS, Split};
+use contract_rl_core::experiment::Experiment;
 use contract_rl_core::source::{Generator, generate_records};
 use contract_rl_dqn::Dqn;
 use rand::SeedableRng;
 
 fn main() {
+    let usage = "usage: q_at_last_step EXPERIMENT AGENT";
     let mut args = std::env::args().skip(1);
-    let checkpoint = PathBuf::from(
-        args.next()
-            .expect("usage: q_at_last_step CHECKPOINT [CONTRACT] [HIDDEN...]"),
-    );
-    let contract = args.next().unwrap_or_else(|| "premium".into());
-    let hidden: Vec<usize> = args.map(|h| h.parse().expect("hidden sizes")).collect();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let config = EnvConfig::load(&root.join("envs/contract-choice.toml")).expect("the default env");
-    let (records, _) = generate_records(&Generator::new("contract-rl", &[]).unwrap(), 20_000);
-    let model = EnvModel::build(config, &records).expect("the sample's users");
-    let a = model
-        .config()
-        .contracts
+    let file = PathBuf::from(args.next().expect(usage));
+    let agent_name = args.next().expect(usage);
+    let (experiment, env) = Experiment::load_config(&file).expect("the experiment file");
+    let config = experiment
+        .agents
         .iter()
-        .position(|c| c.name == contract)
-        .expect("a contract of the default env");
-    let dqn_config = DqnConfig {
-        hidden: if hidden.is_empty() {
-            DqnConfig::default().hidden
-        } else {
-            hidden
-        },
-        ..DqnConfig::default()
+        .find_map(|a| match a {
+            AgentConfig::Dqn(c) if a.name() == agent_name => Some(c.clone()),
+            _ => None,
+        })
+        .expect("a dqn agent of that name in the experiment");
+    let (records, _) = generate_records(&Generator::new("contract-rl", &[]).unwrap(), 20_000);
+    let EnvKind::ContractChoice(model) = env.build(&records).expect("the env on the sample's users") else {
+        panic!("the probe reads the contract-choice env");
     };
-    let scale = f64::from(dqn_config.reward_scale);
-    let mut agent = Dqn::new(
-        dqn_config,
-        model.dense_len(),
-        model.n_actions(),
-        1,
-        &mut AgentRng::seed_from_u64(0),
+    let kind = EnvKind::from(Arc::clone(&model));
+    let scale = f64::from(config.reward_scale);
+    let names: Vec<&str> = model.config().contracts.iter().map(|c| c.name.as_str()).collect();
+    println!(
+        "{agent_name} at the last step, test users, one offer of every quota left; mean Q / reward_scale − true expected reward{}",
+        if config.baseline == RewardBaseline::PerStep {
+            " (includes −b: read the spread)"
+        } else {
+            ""
+        }
     );
-    agent.load(&checkpoint).expect("the checkpoint loads");
-    // The last user of a campaign, with one offer of every quota left.
+    println!("| seed | {} | spread |", names.join(" | "));
+    println!("|---:|{}---:|", "---:|".repeat(names.len()));
     let last = model.episode_len() - 1;
     let offers_left = [1u16; MAX_CONTRACTS];
-    let edges = [f64::NEG_INFINITY, 0.0, 10.0, 20.0, 30.0, 40.0, 50.0, f64::INFINITY];
-    let mut bins = vec![(0usize, 0.0, 0.0, 0usize, 0usize); edges.len() - 1];
-    for &user in model.split(Split::Test) {
-        let obs = model.observe(user, last, &offers_left);
-        if !obs.mask.contains(a) {
+    for seed in &experiment.seeds {
+        let checkpoint = PathBuf::from("results")
+            .join(&experiment.name)
+            .join("checkpoints")
+            .join(format!("{agent_name}-seed{seed}.bpk"));
+        let mut agent = Dqn::new(config.clone(), &kind.spaces(), 1, &mut AgentRng::seed_from_u64(0));
+        if agent.load(&checkpoint).is_err() {
+            eprintln!("{}: missing or unreadable, skipped", checkpoint.display());
             continue;
         }
-        let truth = model.expected_reward(user, a);
-        let q = agent.q_values(&obs);
-        let bin = edges
-            .windows(2)
-            .position(|w| truth >= w[0] && truth < w[1])
-            .expect("a bin");
-        let b = &mut bins[bin];
-        b.0 += 1;
-        b.1 += truth;
-        b.2 += f64::from(q[a]) / scale;
-        b.3 += usize::from(masked_argmax(&obs, |x| f64::from(q[x])) == Some(a));
-        b.4 += usize::from(masked_argmax(&obs, |x| model.expected_reward(user, x)) == Some(a));
-    }
-    println!("{contract} at the last step, test users, {}", checkpoint.display());
-    println!(
-        "| true expected reward | users | mean true | mean Q / reward_scale | network picks it | truth picks it |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (w, (n, truth, q, net, best)) in edges.windows(2).zip(&bins).filter(|(_, b)| b.0 > 0) {
-        let n_f = *n as f64;
-        println!(
-            "| [{}, {}) | {n} | {:.1} | {:.1} | {:.0}% | {:.0}% |",
-            w[0],
-            w[1],
-            truth / n_f,
-            q / n_f,
-            100.0 * *net as f64 / n_f,
-            100.0 * *best as f64 / n_f
-        );
+        let mut offsets = vec![(0.0, 0usize); names.len()];
+        for &user in model.split(Split::Test) {
+            let obs = model.observe(user, last, &offers_left);
+            let q = agent.q_values(&obs);
+            for (a, (sum, n)) in offsets.iter_mut().enumerate() {
+                if obs.mask.contains(a) {
+                    *sum += f64::from(q[a]) / scale - model.expected_reward(user, a);
+                    *n += 1;
+                }
+            }
+        }
+        let means: Vec<f64> = offsets.iter().map(|(sum, n)| sum / *n as f64).collect();
+        let spread = means.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            - means.iter().copied().fold(f64::INFINITY, f64::min);
+        let cells: Vec<String> = means.iter().map(|m| format!("{m:+.1}")).collect();
+        println!("| {seed} | {} | {spread:.1} |", cells.join(" | "));
     }
 }

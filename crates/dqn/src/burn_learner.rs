@@ -64,8 +64,8 @@ impl QNetwork {
         x
     }
 
-    /// A plain-array copy of the weights.
-    pub(crate) fn to_mlp(&self) -> Mlp {
+    /// A plain-array copy of the weights, with a dueling head when `dueling`.
+    pub(crate) fn to_mlp(&self, dueling: bool) -> Mlp {
         let values = |data: TensorData| data.try_to_vec::<f32>().expect("f32 parameters");
         let layers = self
             .layers
@@ -80,8 +80,16 @@ impl QNetwork {
                 )
             })
             .collect();
-        Mlp { layers }
+        Mlp { layers, dueling }
     }
+}
+
+/// The dueling head on the last layer's outputs `[batch, 1 + actions]`: (V + A) − mean(A).
+fn dueling_q(head: Tensor<2>) -> Tensor<2> {
+    let [b, k] = head.dims();
+    let v = head.clone().slice([0..b, 0..1]);
+    let a = head.slice([0..b, 1..k]);
+    (v + a.clone()) - a.mean_dim(1)
 }
 
 /// burn's training of the online network, with a plain copy refreshed after every step.
@@ -118,21 +126,48 @@ impl Learner for BurnLearner {
         self.mlp = mlp;
     }
 
-    fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32) {
+    fn train(
+        &mut self,
+        batch: &Batch,
+        y: &[f32],
+        learning_rate: f64,
+        config: &DqnConfig,
+        residuals: &mut Vec<f32>,
+    ) -> (f32, f32) {
         let (b, d) = (y.len(), self.mlp.inputs());
         let obs = Tensor::<2>::from_data(TensorData::new(batch.obs.clone(), [b, d]), &self.device);
         let actions = Tensor::<2, Int>::from_data(TensorData::new(batch.actions.clone(), [b, 1]), &self.device);
-        let q = self.online.forward(obs).gather(1, actions).reshape([b]);
+        let mut q = self.online.forward(obs);
+        if self.mlp.dueling {
+            q = dueling_q(q);
+        }
+        let q = q.gather(1, actions).reshape([b]);
         let q_mean: f32 = q.clone().detach().mean().into_scalar();
         let y = Tensor::<1>::from_data(TensorData::new(y.to_vec(), [b]), &self.device);
-        let loss = match config.huber_delta {
-            Some(delta) => HuberLossConfig::new(delta).init().forward(q, y, Reduction::Mean),
-            None => MseLoss::new().forward(q, y, Reduction::Mean),
+        residuals.clear();
+        residuals.extend(
+            (q.clone().detach() - y.clone())
+                .into_data()
+                .as_slice::<f32>()
+                .expect("f32 residuals"),
+        );
+        let loss = if batch.weights.is_empty() {
+            match config.huber_delta {
+                Some(delta) => HuberLossConfig::new(delta).init().forward(q, y, Reduction::Mean),
+                None => MseLoss::new().forward(q, y, Reduction::Mean),
+            }
+        } else {
+            let weights = Tensor::<1>::from_data(TensorData::new(batch.weights.clone(), [b]), &self.device);
+            let each = match config.huber_delta {
+                Some(delta) => HuberLossConfig::new(delta).init().forward_no_reduction(q, y),
+                None => MseLoss::new().forward_no_reduction(q, y),
+            };
+            (each * weights).mean()
         };
         let loss_value: f32 = loss.clone().detach().into_scalar();
         let grads = GradientsParams::from_grads(loss.backward(), &self.online);
-        self.online = self.optimizer.step(config.learning_rate, self.online.clone(), grads);
-        self.mlp = self.online.to_mlp();
+        self.online = self.optimizer.step(learning_rate, self.online.clone(), grads);
+        self.mlp = self.online.to_mlp(self.mlp.dueling);
         (loss_value, q_mean)
     }
 }

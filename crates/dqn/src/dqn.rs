@@ -1,44 +1,108 @@
 //! DQN (Mnih et al. 2015), with Double DQN (van Hasselt et al. 2016) on by default and action
-//! masking in both the behaviour argmax and the bootstrap.
+//! masking in both the behaviour argmax and the bootstrap, and the standard options: n-step
+//! returns, a dueling head, a linear learning-rate decay, prioritized replay, a per-step reward
+//! baseline and an afterstate head.
 //!
-//! Hyperparameters → network ([`QFunction`]) → schedule → act → learn: the env's transitions go
-//! into a replay ring, sampled for a gradient step every `train_freq` env steps.
+//! Hyperparameters → value function ([`QFunction`] or [`AfterstateFunction`]) → schedule → act
+//! → learn: the env's transitions (summed over n steps) go into a replay ring, sampled for a
+//! gradient step every `train_freq` env steps.
 
+use std::collections::VecDeque;
 use std::path::Path;
 
-use contract_rl_core::agents::{Agent, AgentError, AgentRng, Diagnostics, DqnConfig, EpsilonSchedule, Transition};
-use contract_rl_core::env::Observation;
+use contract_rl_core::agents::{
+    Agent, AgentError, AgentRng, Diagnostics, DqnConfig, DqnHead, EpsilonSchedule, RewardBaseline, Transition,
+};
+use contract_rl_core::env::{Observation, Spaces};
 
-use crate::qfunction::QFunction;
-use crate::replay::{Batch, ReplayBuffer};
+use crate::afterstate::AfterstateFunction;
+use crate::qfunction::{QFunction, ValueFunction};
+use crate::replay::{Batch, ReplayBuffer, Stored};
 
 /// The file extension of DQN checkpoints (burn's burnpack).
 pub const CHECKPOINT_EXTENSION: &str = "bpk";
 
+/// The share of `total` training steps that `steps` is.
+pub(crate) fn progress(steps: u64, total: u64) -> f64 {
+    steps as f64 / total.max(1) as f64
+}
+
 /// A DQN agent.
 pub struct Dqn {
-    q: QFunction,
+    q: Box<dyn ValueFunction>,
     buffer: ReplayBuffer,
     batch: Batch,
     steps: u64,
+    total_steps: u64,
     schedule: EpsilonSchedule,
+    /// The decisions whose n-step return is not complete yet: observation, action, reward.
+    pending: VecDeque<(Observation, usize, f64)>,
+    baseline: Baseline,
+}
+
+/// The per-step baseline b: the mean reward of the transitions seen until `learning_starts`
+/// (at least one), then frozen, so the shaping is the same through all of learning.
+#[derive(Debug, Clone, Copy, Default)]
+struct Baseline {
+    on: bool,
+    sum: f64,
+    count: u64,
+    frozen: Option<f32>,
+}
+
+impl Baseline {
+    fn record(&mut self, reward: f64, steps: u64, learning_starts: u64) {
+        if self.on && self.frozen.is_none() {
+            self.sum += reward;
+            self.count += 1;
+            if steps >= learning_starts {
+                self.frozen = Some((self.sum / self.count as f64) as f32);
+            }
+        }
+    }
+
+    /// r − m·b for each reward of `batch` summing m steps.
+    fn apply(&self, batch: &mut Batch) {
+        if let Some(b) = self.frozen {
+            for (r, &m) in batch.rewards.iter_mut().zip(&batch.steps) {
+                *r -= b * f32::from(m);
+            }
+        }
+    }
 }
 
 impl Dqn {
-    /// A fresh agent for dense observations of `dense_len` entries and `n_actions` actions,
-    /// with weights drawn from `rng`, whose ε schedule spans `total_steps`.
-    pub fn new(config: DqnConfig, dense_len: usize, n_actions: usize, total_steps: u64, rng: &mut AgentRng) -> Self {
+    /// A fresh agent for an env of `spaces`, with weights drawn from `rng`, whose ε schedule
+    /// (and learning-rate and β schedules) span `total_steps`.
+    ///
+    /// # Panics
+    /// With `head = "afterstate"` when `spaces` states no afterstate (the agent factory
+    /// refuses that config first).
+    pub fn new(config: DqnConfig, spaces: &Spaces, total_steps: u64, rng: &mut AgentRng) -> Self {
+        let (dense_len, n_actions) = (spaces.dense_len, spaces.n_actions);
         Self {
-            buffer: ReplayBuffer::new(config.buffer_size, dense_len),
+            buffer: ReplayBuffer::with_priorities(config.buffer_size, dense_len, config.prioritized_replay),
             batch: Batch::default(),
             steps: 0,
+            total_steps,
             schedule: EpsilonSchedule::new(
                 config.epsilon_start,
                 config.epsilon_end,
                 config.epsilon_decay_fraction,
                 total_steps,
             ),
-            q: QFunction::new(config, dense_len, n_actions, rng),
+            pending: VecDeque::with_capacity(config.n_steps),
+            baseline: Baseline {
+                on: config.baseline == RewardBaseline::PerStep,
+                ..Baseline::default()
+            },
+            q: match config.head {
+                DqnHead::Q => Box::new(QFunction::new(config, dense_len, n_actions, rng)),
+                DqnHead::Afterstate => {
+                    let afterstate = spaces.afterstate.expect("an env that states its afterstates");
+                    Box::new(AfterstateFunction::new(config, afterstate, dense_len, n_actions, rng))
+                }
+            },
         }
     }
 
@@ -47,7 +111,8 @@ impl Dqn {
         self.schedule.at(self.steps)
     }
 
-    /// Q-values of the online network for one observation.
+    /// Q-values of the online network for one observation (with the baseline on, less
+    /// (T − t)·b, scaled by `reward_scale`).
     pub fn q_values(&self, obs: &Observation) -> Vec<f32> {
         self.q.values(obs.dense())
     }
@@ -69,8 +134,32 @@ impl Dqn {
 
     /// One gradient step on a sampled minibatch.
     pub fn gradient_step(&mut self, rng: &mut AgentRng) {
-        self.buffer.sample(self.q.config().batch_size, rng, &mut self.batch);
-        self.q.train(&self.batch);
+        let progress = progress(self.steps, self.total_steps);
+        let config = self.q.config();
+        let beta = config.prioritized_replay.map_or(1.0, |p| p.beta(progress));
+        self.buffer.sample(config.batch_size, beta, rng, &mut self.batch);
+        self.baseline.apply(&mut self.batch);
+        let residuals = self.q.train(&self.batch, progress);
+        self.buffer.update_priorities(&self.batch, residuals);
+    }
+
+    /// Stores the oldest pending decision with its discounted return over the pending ones,
+    /// bootstrapping (unless the task ended) from `t`'s next observation.
+    fn store_oldest(&mut self, t: &Transition) {
+        let gamma = self.q.config().gamma;
+        let reward = (self.pending.iter().enumerate()).fold(0.0, |sum, (k, p)| sum + gamma.powi(k as i32) * p.2);
+        let steps = self.pending.len() as u8;
+        let (obs, action, _) = self.pending.pop_front().expect("a pending decision");
+        self.buffer.store(Stored {
+            obs: obs.dense(),
+            action,
+            reward: reward as f32,
+            uses: [0.0; 2],
+            steps,
+            next_obs: t.next_obs.dense(),
+            terminated: t.terminated,
+            next_mask: t.next_obs.mask.0,
+        });
     }
 }
 
@@ -99,16 +188,17 @@ impl Agent for Dqn {
         })
     }
 
+    /// Stores the decision `n_steps` back with its n-step return (every pending one when the
+    /// campaign ends), then takes the gradient steps due.
     fn observe(&mut self, t: &Transition, rng: &mut AgentRng) {
         self.steps += 1;
-        self.buffer.push(
-            t.obs.dense(),
-            t.action,
-            t.reward as f32,
-            t.next_obs.dense(),
-            t.terminated,
-            t.next_obs.mask.0,
-        );
+        let config = self.q.config();
+        let (n, learning_starts) = (config.n_steps, config.learning_starts);
+        self.baseline.record(t.reward, self.steps, learning_starts);
+        self.pending.push_back((t.obs, t.action, t.reward));
+        while self.pending.len() >= n || ((t.terminated || t.truncated) && !self.pending.is_empty()) {
+            self.store_oldest(t);
+        }
         for _ in 0..self.q.gradient_steps_due(self.steps) {
             self.gradient_step(rng);
         }
@@ -122,8 +212,8 @@ mod tests {
 
     use super::*;
     use crate::qfunction::masked_bootstrap;
-    use contract_rl_core::agents::{DqnLearner, MyopicOracle};
-    use contract_rl_core::env::ActionMask;
+    use contract_rl_core::agents::{DqnLearner, MyopicOracle, PrioritizedReplay};
+    use contract_rl_core::env::{ActionMask, EnvKind};
     use contract_rl_core::env::{ContractChoiceEnv, EnvConfig, EnvModel, MAX_CONTRACTS, Split};
     use contract_rl_core::experiment::{Mode, evaluate, play_episode};
     use contract_rl_core::source::{Generator, generate_records};
@@ -192,15 +282,13 @@ mod tests {
         }
     }
 
+    fn spaces(model: &Arc<EnvModel>) -> Spaces {
+        EnvKind::from(Arc::clone(model)).spaces()
+    }
+
     fn train(model: &Arc<EnvModel>, config: DqnConfig, seed: u64, episodes: u64) -> Dqn {
         let mut rng = AgentRng::seed_from_u64(seed);
-        let mut agent = Dqn::new(
-            config,
-            model.dense_len(),
-            model.n_actions(),
-            episodes * model.episode_len() as u64,
-            &mut rng,
-        );
+        let mut agent = Dqn::new(config, &spaces(model), episodes * model.episode_len() as u64, &mut rng);
         let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Train, seed);
         for _ in 0..episodes {
             play_episode(&mut env, &mut agent, &mut rng, None, Mode::Train);
@@ -233,14 +321,6 @@ mod tests {
     #[test]
     fn the_ndarray_learner_trains_bit_for_bit_as_burn_does() {
         let model = trivial_model();
-        let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 4);
-        let observations: Vec<Observation> = (0..200).map(|_| env.reset(None).0).collect();
-        let q_bits = |agent: &Dqn| -> Vec<Vec<u32>> {
-            observations
-                .iter()
-                .map(|o| agent.q_values(o).iter().map(|q| q.to_bits()).collect())
-                .collect()
-        };
         for (hidden, huber_delta, tau, max_grad_norm, batch_size) in [
             (vec![16], None, 1.0, 0.5, 64),
             (vec![64, 64], None, 1.0, 0.5, 48),
@@ -251,9 +331,11 @@ mod tests {
             (vec![37, 100], Some(0.3), 0.05, 0.5, 30),
             (vec![256, 64], None, 1.0, 0.5, 256),
         ] {
-            let with = |learner| DqnConfig {
-                learner,
-                hidden: hidden.clone(),
+            let case = format!(
+                "hidden {hidden:?}, Huber δ {huber_delta:?}, τ {tau}, max norm {max_grad_norm}, batch {batch_size}"
+            );
+            let config = DqnConfig {
+                hidden,
                 huber_delta,
                 tau,
                 max_grad_norm,
@@ -261,28 +343,233 @@ mod tests {
                 train_freq: 1,
                 ..small_config()
             };
-            let [fresh, ours, burns] = [
-                (DqnLearner::Ndarray, 0),
-                (DqnLearner::Ndarray, 120),
-                (DqnLearner::Burn, 120),
-            ]
-            .map(|(learner, episodes)| q_bits(&train(&model, with(learner), 6, episodes)));
-            assert_ne!(ours, fresh, "training moved the network");
-            let case = format!(
-                "hidden {hidden:?}, Huber δ {huber_delta:?}, τ {tau}, max norm {max_grad_norm}, batch {batch_size}"
-            );
-            if crate::mlp::fma_cpu() {
-                assert!(ours == burns, "{case}");
-            } else {
-                // Outside `DqnLearner`'s conditions the two agree to float rounding only (not
-                // run on the project's machine, which meets them).
-                let value = |bits: &u32| f32::from_bits(*bits);
-                for (o, b) in ours.iter().flatten().zip(burns.iter().flatten()) {
-                    let (o, b) = (value(o), value(b));
-                    assert!((o - b).abs() <= 1e-3 * (1.0 + b.abs()), "{case}: {o} against {b}");
-                }
+            assert_learners_agree(&model, &config, 120, true, &case);
+        }
+    }
+
+    /// Trains `config` on `model` for `episodes` campaigns with either learner (seed 6) and
+    /// asserts that training moved the network and that the two give the same Q-values on
+    /// 200 test observations: the same bits when `bits` (on CPUs within `DqnLearner`'s
+    /// conditions), else to float rounding.
+    fn assert_learners_agree(model: &Arc<EnvModel>, config: &DqnConfig, episodes: u64, bits: bool, case: &str) {
+        let mut env = ContractChoiceEnv::new(Arc::clone(model), Split::Test, 4);
+        let observations: Vec<Observation> = (0..200).map(|_| env.reset(None).0).collect();
+        let q_bits = |agent: &Dqn| -> Vec<Vec<u32>> {
+            observations
+                .iter()
+                .map(|o| agent.q_values(o).iter().map(|q| q.to_bits()).collect())
+                .collect()
+        };
+        let with = |learner| DqnConfig {
+            learner,
+            ..config.clone()
+        };
+        let [fresh, ours, burns] = [
+            (DqnLearner::Ndarray, 0),
+            (DqnLearner::Ndarray, episodes),
+            (DqnLearner::Burn, episodes),
+        ]
+        .map(|(learner, episodes)| q_bits(&train(model, with(learner), 6, episodes)));
+        assert_ne!(ours, fresh, "{case}: training moved the network");
+        if bits && crate::mlp::fma_cpu() {
+            assert!(ours == burns, "{case}");
+        } else {
+            // Outside `DqnLearner`'s conditions the two agree to float rounding only.
+            let value = |bits: &u32| f32::from_bits(*bits);
+            for (o, b) in ours.iter().flatten().zip(burns.iter().flatten()) {
+                let (o, b) = (value(o), value(b));
+                assert!((o - b).abs() <= 1e-3 * (1.0 + b.abs()), "{case}: {o} against {b}");
             }
         }
+    }
+
+    /// Every option of the config, alone, trains the same with either learner, for a
+    /// two-contract env with a quota: bits within `DqnLearner`'s conditions (the dueling
+    /// head's mean and the importance weights are formed as burn's autodiff forms them), except
+    /// the afterstate head, whose one-output value network burn multiplies with its
+    /// matrix-vector kernel: agreement to rounding there.
+    #[test]
+    fn every_option_trains_the_same_with_either_learner() {
+        let model = quota_model();
+        let base = DqnConfig {
+            hidden: vec![32, 32],
+            train_freq: 1,
+            ..small_config()
+        };
+        for (option, config) in [
+            (
+                "n_steps = 3",
+                DqnConfig {
+                    n_steps: 3,
+                    ..base.clone()
+                },
+            ),
+            (
+                "dueling",
+                DqnConfig {
+                    dueling: true,
+                    ..base.clone()
+                },
+            ),
+            (
+                "dueling, Huber",
+                DqnConfig {
+                    dueling: true,
+                    huber_delta: Some(0.1),
+                    ..base.clone()
+                },
+            ),
+            (
+                "learning_rate_end = 0",
+                DqnConfig {
+                    learning_rate_end: Some(0.0),
+                    ..base.clone()
+                },
+            ),
+            (
+                "prioritized_replay",
+                DqnConfig {
+                    prioritized_replay: Some(PrioritizedReplay::default()),
+                    ..base.clone()
+                },
+            ),
+            (
+                "prioritized_replay, Huber",
+                DqnConfig {
+                    prioritized_replay: Some(PrioritizedReplay::default()),
+                    huber_delta: Some(0.1),
+                    ..base.clone()
+                },
+            ),
+            (
+                "baseline = per_step",
+                DqnConfig {
+                    baseline: RewardBaseline::PerStep,
+                    ..base.clone()
+                },
+            ),
+            (
+                "head = afterstate",
+                DqnConfig {
+                    head: DqnHead::Afterstate,
+                    ..base.clone()
+                },
+            ),
+        ] {
+            assert_learners_agree(&model, &config, 60, config.head == DqnHead::Q, option);
+        }
+    }
+
+    /// Campaigns of 10 users and two contracts, one with a quota of 2 offers per campaign.
+    fn quota_model() -> Arc<EnvModel> {
+        small_model(
+            10,
+            r#"
+            [[contracts]]
+            name = "plain"
+            margin = 20.0
+            offer_cost = 1.0
+            response = { bias = 1.0, coefficients = { female = -1.0 } }
+            [[contracts]]
+            name = "rare"
+            margin = 100.0
+            offer_cost = 2.0
+            quota = 0.2
+            response = { bias = -1.0, coefficients = { age = 1.0 } }
+            "#,
+            2000,
+        )
+    }
+
+    /// n-step returns: a campaign of rewards 1, 2, 4, 8 at γ = 0.5 and n = 3 stores
+    /// 1 + 1 + 1 = 3 (bootstrapping from the 4th observation, γ³), 2 + 2 + 2 = 6, then at the
+    /// campaign's end 4 + 4 = 8 and 8, both ending the task.
+    #[test]
+    fn n_step_transitions_sum_the_discounted_rewards_up_to_the_horizon() {
+        let model = trivial_model();
+        let config = DqnConfig {
+            n_steps: 3,
+            gamma: 0.5,
+            learning_starts: u64::MAX,
+            ..small_config()
+        };
+        let mut rng = AgentRng::seed_from_u64(0);
+        let mut agent = Dqn::new(config, &spaces(&model), 100, &mut rng);
+        let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 0);
+        let observations: Vec<Observation> = (0..5).map(|_| env.reset(None).0).collect();
+        for (k, reward) in [1.0, 2.0, 4.0, 8.0].into_iter().enumerate() {
+            agent.observe(
+                &Transition {
+                    obs: observations[k],
+                    action: 1,
+                    reward,
+                    next_obs: observations[k + 1],
+                    terminated: k == 3,
+                    truncated: false,
+                },
+                &mut rng,
+            );
+            let expected: &[(f32, u8, f32)] = match k {
+                0 | 1 => &[],
+                2 => &[(3.0, 3, 0.0)],
+                _ => &[(3.0, 3, 0.0), (6.0, 3, 1.0), (8.0, 2, 1.0), (8.0, 1, 1.0)],
+            };
+            assert_eq!(agent.buffer.held(), expected, "after step {k}");
+        }
+        // Each stored row starts at its own observation and bootstraps from the right one.
+        let (obs, next) = agent.buffer.row(0);
+        assert_eq!((obs, next), (observations[0].dense(), observations[3].dense()));
+    }
+
+    /// The per-step baseline is the mean reward until `learning_starts`, then fixed; a reward
+    /// summing m steps loses m·b.
+    #[test]
+    fn the_baseline_is_the_mean_reward_before_learning_and_then_fixed() {
+        let mut baseline = Baseline {
+            on: true,
+            ..Baseline::default()
+        };
+        for (steps, reward) in [(1, 10.0), (2, 20.0), (3, 60.0), (4, 1000.0)] {
+            baseline.record(reward, steps, 3);
+        }
+        assert_eq!(baseline.frozen, Some(30.0));
+        let mut batch = Batch {
+            rewards: vec![100.0, 100.0],
+            steps: vec![1, 3],
+            ..Batch::default()
+        };
+        baseline.apply(&mut batch);
+        assert_eq!(batch.rewards, vec![70.0, 10.0]);
+        let mut off = Baseline::default();
+        off.record(5.0, 10, 0);
+        assert_eq!(off.frozen, None);
+    }
+
+    /// The afterstate head learns the last step's values: with nothing after it, Q(s, a) is the
+    /// offer's expected reward (r̂), and W of the campaign's end is near 0.
+    #[test]
+    fn the_afterstate_head_values_the_last_offer_at_its_expected_reward() {
+        let model = quota_model();
+        let config = DqnConfig {
+            head: DqnHead::Afterstate,
+            hidden: vec![32],
+            learning_rate: 3e-3,
+            ..small_config()
+        };
+        let agent = train(&model, config, 3, 1500);
+        let scale = 0.01;
+        let users = model.split(Split::Test);
+        let offers_left = [1; MAX_CONTRACTS];
+        let mut worst: f64 = 0.0;
+        for a in 0..model.n_actions() {
+            let (mut q, mut truth) = (0.0, 0.0);
+            for &u in users {
+                q += f64::from(agent.q_values(&model.observe(u, 9, &offers_left))[a]) / scale;
+                truth += model.expected_reward(u, a);
+            }
+            worst = worst.max((q - truth).abs() / users.len() as f64);
+        }
+        assert!(worst < 3.0, "mean last-step offset {worst:.2}");
     }
 
     /// Acting reads one observation at a time without `matrixmultiply`; its Q-values are the
@@ -301,7 +588,7 @@ mod tests {
                 ..small_config()
             };
             let agent = train(&model, config, 8, 40);
-            let batch = agent.q.online().forward(minibatch);
+            let batch = agent.q.forward(minibatch);
             for (o, batch_row) in observations.iter().zip(batch.rows()) {
                 let one: Vec<u32> = agent.q_values(o).iter().map(|q| q.to_bits()).collect();
                 let row: Vec<u32> = batch_row.iter().map(|q| q.to_bits()).collect();
@@ -483,13 +770,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dqn.bpk");
         trained.save(&path).unwrap();
-        let mut loaded = Dqn::new(
-            small_config(),
-            model.dense_len(),
-            model.n_actions(),
-            1,
-            &mut AgentRng::seed_from_u64(99),
-        );
+        let mut loaded = Dqn::new(small_config(), &spaces(&model), 1, &mut AgentRng::seed_from_u64(99));
         let mut env = ContractChoiceEnv::new(Arc::clone(&model), Split::Test, 2);
         let observations: Vec<Observation> = (0..100).map(|_| env.reset(None).0).collect();
         assert_ne!(

@@ -26,7 +26,7 @@ use contract_rl_core::env::lifetime::Prices;
 use contract_rl_core::env::{ActionMask, Coupling, MAX_CONTRACTS, Observation, Spaces};
 use rand::RngExt;
 
-use crate::qfunction::QFunction;
+use crate::qfunction::{QFunction, ValueFunction};
 use crate::replay::{Batch, ReplayBuffer, Stored};
 
 /// A per-user DQN with the resource prices as inputs.
@@ -43,6 +43,7 @@ pub struct LagrangianDqn {
     n_actions: usize,
     all_actions: ActionMask,
     steps: u64,
+    total_steps: u64,
     schedule: EpsilonSchedule,
     controller: PriceController,
 }
@@ -56,13 +57,14 @@ impl LagrangianDqn {
             .expect("a per-user learner needs an env whose users share resources");
         let dqn = &config.dqn;
         Self {
-            buffer: ReplayBuffer::new(dqn.buffer_size, coupling.user_dense_len),
+            buffer: ReplayBuffer::with_priorities(dqn.buffer_size, coupling.user_dense_len, dqn.prioritized_replay),
             sampled: Batch::default(),
             batch: Batch::default(),
             row: vec![0.0; coupling.user_dense_len + 2],
             n_actions: spaces.n_actions,
             all_actions: ActionMask(((1u32 << spaces.n_actions) - 1) as u16),
             steps: 0,
+            total_steps,
             schedule: EpsilonSchedule::new(
                 dqn.epsilon_start,
                 dqn.epsilon_end,
@@ -111,7 +113,10 @@ impl LagrangianDqn {
 
     /// One gradient step on a minibatch relabelled at sampled prices.
     pub fn gradient_step(&mut self, rng: &mut AgentRng) {
-        self.buffer.sample(self.q.config().batch_size, rng, &mut self.sampled);
+        let progress = crate::dqn::progress(self.steps, self.total_steps);
+        let beta = self.config.dqn.prioritized_replay.map_or(1.0, |p| p.beta(progress));
+        self.buffer
+            .sample(self.q.config().batch_size, beta, rng, &mut self.sampled);
         let (s, b, d) = (&self.sampled, &mut self.batch, self.coupling.user_dense_len);
         let (config, base) = (&self.config, self.controller.base());
         b.clone_from(s);
@@ -136,7 +141,8 @@ impl LagrangianDqn {
             b.next_obs.extend_from_slice(&s.next_obs[i * d..(i + 1) * d]);
             b.next_obs.extend_from_slice(&prices);
         }
-        self.q.train(&self.batch);
+        let residuals = self.q.train(&self.batch, progress);
+        self.buffer.update_priorities(&self.batch, residuals);
     }
 
     /// The checkpoint's side file holding the learned prices, beside the network's `path`.
@@ -204,6 +210,7 @@ impl Agent for LagrangianDqn {
             action: t.action,
             reward: t.margins as f32,
             uses: [t.offer_cost as f32, f32::from(u8::from(t.handset))],
+            steps: 1,
             next_obs: self.coupling.user(&t.next_obs),
             terminated: t.terminated,
             next_mask: self.all_actions.0,
@@ -260,6 +267,8 @@ mod tests {
                 stock_scale: 4.0,
                 uses_stock,
             }),
+            steps_per_campaign: None,
+            afterstate: None,
         }
     }
 

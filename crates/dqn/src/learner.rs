@@ -17,9 +17,18 @@ pub(crate) trait Learner: Send {
     /// Replaces the online network's weights (the optimiser's moments stay).
     fn set_mlp(&mut self, mlp: Mlp);
 
-    /// One gradient step of the loss between Q(s, a) of `batch` and the targets `y`; returns
-    /// the loss and the mean Q(s, a) before the step.
-    fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32);
+    /// One gradient step at `learning_rate` of the loss between Q(s, a) of `batch` and the
+    /// targets `y` (each row's loss times its weight in `batch.weights`, when there are any);
+    /// writes Q(s, a) − y of each row into `residuals` and returns the loss and the mean
+    /// Q(s, a), both before the step.
+    fn train(
+        &mut self,
+        batch: &Batch,
+        y: &[f32],
+        learning_rate: f64,
+        config: &DqnConfig,
+        residuals: &mut Vec<f32>,
+    ) -> (f32, f32);
 }
 
 /// The learner `config` names, for the network `mlp`.

@@ -3,17 +3,20 @@
 //! CPU backend, checkpoints in burn's format; and [`DqnAgents`], the agent factory that adds the
 //! `dqn` and `lagrangian_dqn` kinds to the core's.
 
+mod afterstate;
 mod burn_learner;
 mod dqn;
 mod lagrangian;
 mod learner;
 mod mlp;
 mod ndarray_learner;
+mod priorities;
 mod qfunction;
 mod replay;
 
 use contract_rl_core::agents::{
-    Agent, AgentConfig, AgentError, AgentFactory, AgentRng, CoreAgents, DqnConfig, LagrangianDqnConfig, coupled,
+    Agent, AgentConfig, AgentError, AgentFactory, AgentRng, CoreAgents, DqnConfig, DqnHead, LagrangianDqnConfig,
+    RewardBaseline, coupled,
 };
 use contract_rl_core::env::{EnvKind, Spaces};
 use rand::SeedableRng;
@@ -27,10 +30,34 @@ pub use replay::{Batch, ReplayBuffer, Stored, Uses};
 pub struct DqnAgents;
 
 impl DqnAgents {
+    /// Whether `env` states what `config`'s options need: fixed-length campaigns for the
+    /// per-step baseline, afterstates for the afterstate head.
+    fn supports(config: &DqnConfig, env: &EnvKind) -> Result<(), AgentError> {
+        let spaces = env.spaces();
+        let unsupported = |option, needs| AgentError::UnsupportedOption {
+            option,
+            needs,
+            env: env.name(),
+        };
+        if config.baseline == RewardBaseline::PerStep && spaces.steps_per_campaign.is_none() {
+            return Err(unsupported(
+                "baseline = \"per_step\"",
+                "campaigns of one fixed number of steps (the shaping is policy-invariant only then)",
+            ));
+        }
+        if config.head == DqnHead::Afterstate && spaces.afterstate.is_none() {
+            return Err(unsupported(
+                "head = \"afterstate\"",
+                "decisions whose effect on the campaign is known before the answer",
+            ));
+        }
+        Ok(())
+    }
+
     /// A DQN for an env of `spaces`; with a `checkpoint`, loaded from it. It sees only the sizes
-    /// of the env's observations and actions, never the model.
+    /// of the env's observations and actions and the rules of its campaigns, never the model.
     fn dqn(config: &DqnConfig, spaces: Spaces, total_steps: u64, rng: &mut AgentRng) -> Result<Dqn, AgentError> {
-        let mut agent = Dqn::new(config.clone(), spaces.dense_len, spaces.n_actions, total_steps, rng);
+        let mut agent = Dqn::new(config.clone(), &spaces, total_steps, rng);
         if let Some(path) = &config.checkpoint {
             agent.load(path).map_err(|e| AgentError::Checkpoint {
                 path: path.clone(),
@@ -61,10 +88,13 @@ impl AgentFactory for DqnAgents {
     /// stops the experiment before any run starts.
     fn check(&self, config: &AgentConfig, env: &EnvKind) -> Result<(), AgentError> {
         match config {
-            AgentConfig::Dqn(c) if c.checkpoint.is_some() => {
-                Self::dqn(c, env.spaces(), 1, &mut AgentRng::seed_from_u64(0)).map(drop)
+            AgentConfig::Dqn(c) => {
+                Self::supports(c, env)?;
+                match c.checkpoint {
+                    Some(_) => Self::dqn(c, env.spaces(), 1, &mut AgentRng::seed_from_u64(0)).map(drop),
+                    None => Ok(()),
+                }
             }
-            AgentConfig::Dqn(_) => Ok(()),
             AgentConfig::LagrangianDqn(c) if c.dqn.checkpoint.is_some() => {
                 Self::lagrangian(c, env, 1, &mut AgentRng::seed_from_u64(0)).map(drop)
             }

@@ -1,6 +1,6 @@
-//! The Q-network as a plain `ndarray` MLP (Linear → ReLU → ... → Linear): its weights, drawn
-//! as PyTorch draws them, the forward pass for acting and for the bootstrap, and Polyak
-//! averaging. The learners train it; acting and the target read it.
+//! The Q-network as a plain `ndarray` MLP (Linear → ReLU → ... → Linear, and optionally a
+//! dueling head): its weights, drawn as PyTorch draws them, the forward pass for acting and for
+//! the bootstrap, and Polyak averaging. The learners train it; acting and the target read it.
 
 use contract_rl_core::agents::AgentRng;
 use ndarray::{Array1, Array2, ArrayView2, linalg::general_mat_mul};
@@ -58,12 +58,30 @@ fn one_row_fma(x: &[f32], w: &[f32], b: &[f32], h: &mut [f32]) {
 #[derive(Debug, Clone)]
 pub(crate) struct Mlp {
     pub(crate) layers: Vec<(Array2<f32>, Array1<f32>)>,
+    /// A dueling head (Wang et al. 2016): the last layer's outputs are V and A(·), and the
+    /// network's are Q = V + A − mean(A), in one more output buffer.
+    pub(crate) dueling: bool,
+}
+
+/// Q = (V + A) − mean(A) of each row of `head` (`[rows, 1 + actions]`) into `q`; the mean is
+/// the in-order sum over the actions divided by their number, as burn's `mean_dim`.
+pub(crate) fn dueling_q(head: &Array2<f32>, q: &mut Array2<f32>) {
+    let n = q.ncols() as f32;
+    for (h, mut q) in head.rows().into_iter().zip(q.rows_mut()) {
+        let mean = h.iter().skip(1).sum::<f32>() / n;
+        for (q, a) in q.iter_mut().zip(h.iter().skip(1)) {
+            *q = (h[0] + a) - mean;
+        }
+    }
 }
 
 impl Mlp {
-    /// An MLP of `sizes` (inputs, hidden..., actions) with weights and biases drawn from `rng`
-    /// as PyTorch does: U(−1/√fan_in, 1/√fan_in), each layer's weights before its biases.
-    pub(crate) fn draw(sizes: &[usize], rng: &mut AgentRng) -> Self {
+    /// An MLP of `sizes` (inputs, hidden..., actions; with `dueling`, one more last output for
+    /// V) with weights and biases drawn from `rng` as PyTorch does: U(−1/√fan_in, 1/√fan_in),
+    /// each layer's weights before its biases.
+    pub(crate) fn draw(sizes: &[usize], dueling: bool, rng: &mut AgentRng) -> Self {
+        let mut sizes = sizes.to_vec();
+        *sizes.last_mut().expect("outputs") += usize::from(dueling);
         let layers = sizes
             .windows(2)
             .map(|w| {
@@ -74,7 +92,7 @@ impl Mlp {
                 (weight, Array1::from_vec(draw(outputs)))
             })
             .collect();
-        Self { layers }
+        Self { layers, dueling }
     }
 
     /// The same shapes, all zeros.
@@ -84,7 +102,10 @@ impl Mlp {
             .iter()
             .map(|(w, b)| (Array2::zeros(w.raw_dim()), Array1::zeros(b.raw_dim())))
             .collect();
-        Self { layers }
+        Self {
+            layers,
+            dueling: self.dueling,
+        }
     }
 
     /// Entries of the input layer.
@@ -92,12 +113,19 @@ impl Mlp {
         self.layers[0].0.nrows()
     }
 
-    /// Buffers for each layer's output on `rows` inputs, for [`Self::forward_into`].
+    /// Buffers for each layer's output on `rows` inputs (and the dueling head's Q), for
+    /// [`Self::forward_into`].
     pub(crate) fn buffers(&self, rows: usize) -> Vec<Array2<f32>> {
-        self.layers
+        let mut buffers: Vec<Array2<f32>> = self
+            .layers
             .iter()
             .map(|(w, _)| Array2::zeros((rows, w.ncols())))
-            .collect()
+            .collect();
+        if self.dueling {
+            let actions = buffers.last().expect("a layer").ncols() - 1;
+            buffers.push(Array2::zeros((rows, actions)));
+        }
+        buffers
     }
 
     /// # Shapes
@@ -109,7 +137,8 @@ impl Mlp {
     }
 
     /// The forward pass writing each layer's output into `outputs` ([`Self::buffers`]; hidden
-    /// ones after their ReLU) without allocating; returns the last, `[batch, actions]`.
+    /// ones after their ReLU; the dueling head's Q last) without allocating; returns the last,
+    /// `[batch, actions]`.
     pub(crate) fn forward_into<'a>(&self, x: ArrayView2<f32>, outputs: &'a mut [Array2<f32>]) -> &'a Array2<f32> {
         let last = self.layers.len() - 1;
         for (i, (w, b)) in self.layers.iter().enumerate() {
@@ -125,6 +154,11 @@ impl Mlp {
             if i < last {
                 h.mapv_inplace(|v| v.max(0.0));
             }
+        }
+        if self.dueling {
+            let (head, q) = outputs.split_at_mut(last + 1);
+            dueling_q(&head[last], &mut q[0]);
+            return &outputs[last + 1];
         }
         &outputs[last]
     }

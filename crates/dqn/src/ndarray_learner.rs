@@ -48,7 +48,8 @@ pub(crate) struct NdarrayLearner {
     mlp: Mlp,
     /// Each layer's output for the minibatch (`[batch, outputs]`; hidden ones after ReLU).
     outputs: Vec<Array2<f32>>,
-    /// d loss / d each layer's output (before its ReLU).
+    /// d loss / d each layer's output (before its ReLU; the last layer's, before the dueling
+    /// head).
     deltas: Vec<Array2<f32>>,
     grads: Mlp,
     first_moments: Mlp,
@@ -60,9 +61,11 @@ pub(crate) struct NdarrayLearner {
 impl NdarrayLearner {
     /// A learner of `mlp` for minibatches of `batch_size`.
     pub(crate) fn new(mlp: Mlp, batch_size: usize) -> Self {
+        let mut deltas = mlp.buffers(batch_size);
+        deltas.truncate(mlp.layers.len());
         Self {
             outputs: mlp.buffers(batch_size),
-            deltas: mlp.buffers(batch_size),
+            deltas,
             grads: mlp.zeros_like(),
             first_moments: mlp.zeros_like(),
             second_moments: mlp.zeros_like(),
@@ -81,41 +84,68 @@ impl Learner for NdarrayLearner {
         self.mlp = mlp;
     }
 
-    fn train(&mut self, batch: &Batch, y: &[f32], config: &DqnConfig) -> (f32, f32) {
+    fn train(
+        &mut self,
+        batch: &Batch,
+        y: &[f32],
+        learning_rate: f64,
+        config: &DqnConfig,
+        residuals: &mut Vec<f32>,
+    ) -> (f32, f32) {
         let b = y.len();
         let obs = ArrayView2::from_shape((b, self.mlp.inputs()), &batch.obs).expect("batch shape");
         self.mlp.forward_into(obs, &mut self.outputs);
-        let (loss, q_mean) = self.output_delta(&batch.actions, y, config.huber_delta);
+        let (loss, q_mean) = self.output_delta(batch, y, config.huber_delta, residuals);
         self.backward(obs);
-        self.adam(config);
+        self.adam(learning_rate, config);
         (loss, q_mean)
     }
 }
 
 impl NdarrayLearner {
-    /// Writes d loss / d Q into the last delta (non-zero only at the taken actions; the loss is
-    /// the mean over the minibatch); returns the loss and the mean Q(s, a). The gradient is
-    /// formed as burn's backward pass forms it, through 1/n as its mean's gradient.
-    fn output_delta(&mut self, actions: &[i64], y: &[f32], huber_delta: Option<f32>) -> (f32, f32) {
+    /// Writes d loss / d Q into the last delta (non-zero only at the taken actions, and through
+    /// the dueling head; the loss is the mean over the minibatch, each row's times its weight
+    /// when `batch` has weights) and each Q(s, a) − y into `residuals`; returns the loss and
+    /// the mean Q(s, a). The gradient is formed as burn's backward pass forms it, through 1/n
+    /// as its mean's gradient.
+    fn output_delta(
+        &mut self,
+        batch: &Batch,
+        y: &[f32],
+        huber_delta: Option<f32>,
+        residuals: &mut Vec<f32>,
+    ) -> (f32, f32) {
         let n = y.len() as f32;
         let inverse_n = (1.0 / f64::from(n)) as f32;
-        let (q, delta) = (
-            self.outputs.last().expect("a layer"),
-            self.deltas.last_mut().expect("a layer"),
-        );
+        let layers = self.mlp.layers.len();
+        let (q, delta) = (self.outputs.last().expect("a layer"), &mut self.deltas[layers - 1]);
         delta.fill(0.0);
+        residuals.clear();
         let (mut loss, mut q_sum) = (0.0, 0.0);
-        for (row, (&action, &target)) in actions.iter().zip(y).enumerate() {
+        let actions = q.ncols() as f32;
+        for (row, (&action, &target)) in batch.actions.iter().zip(y).enumerate() {
             let at = [row, action as usize];
             let residual = q[at] - target;
+            // d loss / d loss_i: 1/n, times the row's weight.
+            let g = batch.weights.get(row).map_or(inverse_n, |w| inverse_n * w);
             let (value, gradient) = match huber_delta {
-                Some(d) if residual.abs() > d => (d * residual.abs() - 0.5 * d * d, d.copysign(residual) * inverse_n),
-                Some(_) => (0.5 * residual * residual, residual * inverse_n),
-                None => (residual * residual, 2.0 * (residual * inverse_n)),
+                Some(d) if residual.abs() > d => (d * residual.abs() - 0.5 * d * d, d.copysign(residual) * g),
+                Some(_) => (0.5 * residual * residual, residual * g),
+                None => (residual * residual, 2.0 * (residual * g)),
             };
-            loss += value;
+            loss += batch.weights.get(row).map_or(value, |w| value * w);
             q_sum += q[at];
-            delta[at] = gradient;
+            residuals.push(residual);
+            if self.mlp.dueling {
+                // Q_j = V + A_j − mean(A): d/dV = Σ_j dQ_j, d/dA_k = dQ_k − Σ_j dQ_j / n.
+                delta[[row, 0]] = gradient;
+                let spread = -(gradient / actions);
+                for k in 0..q.ncols() {
+                    delta[[row, 1 + k]] = if k == at[1] { gradient + spread } else { spread };
+                }
+            } else {
+                delta[at] = gradient;
+            }
         }
         (loss / n, q_sum / n)
     }
@@ -143,13 +173,13 @@ impl NdarrayLearner {
 
     /// Clips each tensor's gradient to `max_grad_norm` (burn's `GradientClipping::Norm`) and
     /// takes an Adam step in burn's form of the bias corrections.
-    fn adam(&mut self, config: &DqnConfig) {
+    fn adam(&mut self, learning_rate: f64, config: &DqnConfig) {
         self.steps += 1;
         let correction_2 = (1.0 - BETA_2.powi(self.steps)).sqrt();
         let step = AdamStep {
             factor: correction_2 / (1.0 - BETA_1.powi(self.steps)),
             epsilon: config.adam_epsilon * correction_2,
-            learning_rate: config.learning_rate as f32,
+            learning_rate: learning_rate as f32,
             max_grad_norm: config.max_grad_norm,
         };
         let layers = self.mlp.layers.iter_mut().zip(&mut self.grads.layers);

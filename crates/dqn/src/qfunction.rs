@@ -50,6 +50,62 @@ pub(crate) fn as_row(inputs: &[f32]) -> ArrayView2<'_, f32> {
     ArrayView2::from_shape((1, inputs.len()), inputs).expect("one row")
 }
 
+/// Adam's learning rate at `progress` (the share of training done): `learning_rate`, or its
+/// linear decay to `learning_rate_end`.
+pub(crate) fn learning_rate(config: &DqnConfig, progress: f64) -> f64 {
+    match config.learning_rate_end {
+        Some(end) => config.learning_rate + (end - config.learning_rate) * progress.clamp(0.0, 1.0),
+        None => config.learning_rate,
+    }
+}
+
+/// What DQN's agents read of a value function: acting, a gradient step on a minibatch, target
+/// updates, diagnostics and checkpoints. [`QFunction`] outputs Q directly;
+/// [`crate::afterstate::AfterstateFunction`] sums a reward and a post-decision value.
+pub(crate) trait ValueFunction: Send {
+    fn config(&self) -> &DqnConfig;
+
+    /// Q-values of the online networks for one row of inputs.
+    fn values(&self, inputs: &[f32]) -> Vec<f32>;
+
+    /// Q-values of the target networks for one row of inputs.
+    fn target_values(&self, inputs: &[f32]) -> Vec<f32>;
+
+    /// Q-values of the online networks for a minibatch of rows.
+    #[cfg(test)]
+    fn forward(&self, rows: ArrayView2<f32>) -> Array2<f32>;
+
+    /// The action of `mask` with the highest online Q for one row of inputs.
+    fn greedy(&mut self, inputs: &[f32], mask: ActionMask) -> usize;
+
+    /// One gradient step on `batch` at `progress` (the share of training done); returns each
+    /// row's TD error (scaled units), for priorities.
+    fn train(&mut self, batch: &Batch, progress: f64) -> &[f32];
+
+    /// The hard target copy, when `steps` env steps reach an update point.
+    fn after_env_step(&mut self, steps: u64);
+
+    /// The diagnostics since the last call, with ε.
+    fn diagnostics(&mut self, epsilon: f64) -> Diagnostics;
+
+    /// Saves the online networks with burn's recorder (burnpack), whichever learner trained them.
+    fn save(&self, path: &Path) -> Result<(), burn::store::RecordError>;
+
+    /// Loads the online networks saved by [`Self::save`]; the targets follow them.
+    fn load(&mut self, path: &Path) -> Result<(), burn::store::RecordError>;
+
+    /// Gradient steps due after `steps` env steps: `gradient_steps` every `train_freq` once
+    /// `learning_starts` are done.
+    fn gradient_steps_due(&self, steps: u64) -> u64 {
+        let c = self.config();
+        if steps >= c.learning_starts && steps.is_multiple_of(c.train_freq) {
+            c.gradient_steps
+        } else {
+            0
+        }
+    }
+}
+
 /// The online and target networks of one agent, with the buffers of acting and training.
 pub(crate) struct QFunction {
     config: DqnConfig,
@@ -57,6 +113,7 @@ pub(crate) struct QFunction {
     learner: Box<dyn Learner>,
     target: Mlp,
     targets: Vec<f32>,
+    residuals: Vec<f32>,
     /// Layer outputs of acting (one row), the target and the online network on a minibatch.
     acting: Vec<Array2<f32>>,
     bootstrap: [Vec<Array2<f32>>; 2],
@@ -69,55 +126,55 @@ impl QFunction {
             .chain(config.hidden.iter().copied())
             .chain(std::iter::once(n_actions))
             .collect();
-        let online = Mlp::draw(&sizes, rng);
+        let online = Mlp::draw(&sizes, config.dueling, rng);
         Self {
             acting: online.buffers(1),
             bootstrap: [online.buffers(config.batch_size), online.buffers(config.batch_size)],
             target: online.clone(),
             learner: learner(online, &config),
             targets: Vec::with_capacity(config.batch_size),
+            residuals: Vec::with_capacity(config.batch_size),
             diagnostics: DiagnosticsSums::default(),
             config,
         }
-    }
-
-    pub(crate) fn config(&self) -> &DqnConfig {
-        &self.config
-    }
-
-    /// The online network's weights.
-    #[cfg(test)]
-    pub(crate) fn online(&self) -> &Mlp {
-        self.learner.mlp()
-    }
-
-    /// Q-values of the online network for one row of inputs.
-    pub(crate) fn values(&self, inputs: &[f32]) -> Vec<f32> {
-        self.learner.mlp().forward(as_row(inputs)).into_raw_vec_and_offset().0
-    }
-
-    /// Q-values of the target network for one row of inputs.
-    pub(crate) fn target_values(&self, inputs: &[f32]) -> Vec<f32> {
-        self.target.forward(as_row(inputs)).into_raw_vec_and_offset().0
     }
 
     /// The online network's Q-values for one row, in the acting buffers (no allocation).
     pub(crate) fn act_values(&mut self, inputs: &[f32]) -> &Array2<f32> {
         self.learner.mlp().forward_into(as_row(inputs), &mut self.acting)
     }
+}
 
-    /// The action of `mask` with the highest online Q for one row of inputs.
-    pub(crate) fn greedy(&mut self, inputs: &[f32], mask: ActionMask) -> usize {
+impl ValueFunction for QFunction {
+    fn config(&self) -> &DqnConfig {
+        &self.config
+    }
+
+    fn values(&self, inputs: &[f32]) -> Vec<f32> {
+        self.learner.mlp().forward(as_row(inputs)).into_raw_vec_and_offset().0
+    }
+
+    fn target_values(&self, inputs: &[f32]) -> Vec<f32> {
+        self.target.forward(as_row(inputs)).into_raw_vec_and_offset().0
+    }
+
+    #[cfg(test)]
+    fn forward(&self, rows: ArrayView2<f32>) -> Array2<f32> {
+        self.learner.mlp().forward(rows)
+    }
+
+    fn greedy(&mut self, inputs: &[f32], mask: ActionMask) -> usize {
         let q = self.act_values(inputs);
         argmax_by(mask.iter(), |a| f64::from(q[[0, a]])).expect("a valid action")
     }
 
-    /// One gradient step on `batch`, in a fixed order: bootstrap on the target (and, for double
-    /// DQN, the online network's choice) → the learner's step → Polyak target sync.
-    pub(crate) fn train(&mut self, batch: &Batch) {
+    /// In a fixed order: bootstrap on the target (and, for double DQN, the online network's
+    /// choice) → the learner's step → Polyak target sync. An n-step row's bootstrap is
+    /// discounted by γⁿ.
+    fn train(&mut self, batch: &Batch, progress: f64) -> &[f32] {
         let c = &self.config;
         let b = batch.rewards.len();
-        // Targets, without gradients: r + γ (1 − terminated) Q_target(s', a*).
+        // Targets, without gradients: r + γᵐ (1 − terminated) Q_target(s', a*).
         let next = ArrayView2::from_shape((b, self.target.inputs()), &batch.next_obs).expect("batch shape");
         let [target_outputs, chooser_outputs] = &mut self.bootstrap;
         let target_values = self.target.forward_into(next, target_outputs);
@@ -128,49 +185,37 @@ impl QFunction {
         self.targets.clear();
         self.targets.extend(bootstrap.enumerate().map(|(i, next)| {
             let r = batch.rewards[i] * c.reward_scale;
-            r + c.gamma as f32 * (1.0 - batch.terminated[i]) * next
+            let discount = c.gamma.powi(i32::from(batch.steps[i])) as f32;
+            r + discount * (1.0 - batch.terminated[i]) * next
         }));
         // Forward, loss, backward, optimiser step.
-        let (loss, q_mean) = self.learner.train(batch, &self.targets, c);
+        let rate = learning_rate(c, progress);
+        let (loss, q_mean) = self.learner.train(batch, &self.targets, rate, c, &mut self.residuals);
         self.diagnostics.add(f64::from(loss), f64::from(q_mean));
         // Polyak target sync (hard copies follow env steps: `after_env_step`).
         if c.tau < 1.0 {
             self.target.blend(self.learner.mlp(), c.tau as f32);
         }
+        &self.residuals
     }
 
-    /// Gradient steps due after `steps` env steps: `gradient_steps` every `train_freq` once
-    /// `learning_starts` are done.
-    pub(crate) fn gradient_steps_due(&self, steps: u64) -> u64 {
-        let c = &self.config;
-        if steps >= c.learning_starts && steps.is_multiple_of(c.train_freq) {
-            c.gradient_steps
-        } else {
-            0
-        }
-    }
-
-    /// The hard target copy, when `steps` env steps reach an update point.
-    pub(crate) fn after_env_step(&mut self, steps: u64) {
+    fn after_env_step(&mut self, steps: u64) {
         if self.config.tau >= 1.0 && steps.is_multiple_of(self.config.target_update_interval) {
             self.target = self.learner.mlp().clone();
         }
     }
 
-    /// The diagnostics since the last call, with ε.
-    pub(crate) fn diagnostics(&mut self, epsilon: f64) -> Diagnostics {
+    fn diagnostics(&mut self, epsilon: f64) -> Diagnostics {
         self.diagnostics.take(epsilon)
     }
 
-    /// Saves the online network with burn's recorder (burnpack), whichever learner trained it.
-    pub(crate) fn save(&self, path: &Path) -> Result<(), burn::store::RecordError> {
+    fn save(&self, path: &Path) -> Result<(), burn::store::RecordError> {
         QNetwork::from_mlp(self.learner.mlp(), &Device::flex()).save_file(path)
     }
 
-    /// Loads the online network saved by [`Self::save`]; the target follows it.
-    pub(crate) fn load(&mut self, path: &Path) -> Result<(), burn::store::RecordError> {
+    fn load(&mut self, path: &Path) -> Result<(), burn::store::RecordError> {
         let network = QNetwork::from_mlp(self.learner.mlp(), &Device::flex()).try_load_file(path)?;
-        self.target = network.to_mlp();
+        self.target = network.to_mlp(self.config.dueling);
         self.learner.set_mlp(self.target.clone());
         Ok(())
     }

@@ -1,11 +1,15 @@
 //! The DQN replay buffer: a ring of transitions in flat, contiguous arrays, sampled uniformly
-//! with the run's RNG. It stores `terminated`, not `terminated || truncated`: a time limit is
-//! not an end of the task. A transition may carry what its decision used of priced resources
-//! (an offer's cost, a handset), for learners that relabel rewards at sampled prices.
+//! with the run's RNG, or in proportion to priorities (Schaul et al. 2016). It stores
+//! `terminated`, not `terminated || truncated`: a time limit is not an end of the task. A
+//! transition may sum the rewards of several steps (n-step returns), and may carry what its
+//! decision used of priced resources (an offer's cost, a handset), for learners that relabel
+//! rewards at sampled prices.
 
 use rand::RngExt;
 
-use contract_rl_core::agents::AgentRng;
+use contract_rl_core::agents::{AgentRng, PrioritizedReplay};
+
+use crate::priorities::SumTree;
 
 /// A fixed-capacity ring of transitions; when full, the oldest is overwritten first.
 #[derive(Debug, Clone)]
@@ -21,6 +25,9 @@ pub struct ReplayBuffer {
     terminated: Vec<f32>,
     next_masks: Vec<u16>,
     uses: Vec<Uses>,
+    steps: Vec<u8>,
+    /// Prioritized replay: its terms and each slot's priority^α.
+    priorities: Option<(PrioritizedReplay, SumTree)>,
 }
 
 /// What a decision used of priced resources: its offer's cost and the handsets it took.
@@ -33,6 +40,8 @@ pub struct Stored<'a> {
     pub action: usize,
     pub reward: f32,
     pub uses: Uses,
+    /// Env steps whose rewards `reward` sums (n-step returns; 1 otherwise).
+    pub steps: u8,
     pub next_obs: &'a [f32],
     /// The task ended: no bootstrap past it.
     pub terminated: bool,
@@ -57,12 +66,24 @@ pub struct Batch {
     pub next_masks: Vec<u16>,
     /// What each decision used of priced resources.
     pub uses: Vec<Uses>,
+    /// Env steps each reward sums.
+    pub steps: Vec<u8>,
+    /// Prioritized replay: the slots drawn and their importance weights (empty when uniform).
+    pub slots: Vec<usize>,
+    pub weights: Vec<f32>,
 }
 
 impl ReplayBuffer {
-    /// An empty buffer of `capacity` transitions of `dim`-long observations.
+    /// An empty buffer of `capacity` transitions of `dim`-long observations, sampled uniformly.
     pub fn new(capacity: usize, dim: usize) -> Self {
+        Self::with_priorities(capacity, dim, None)
+    }
+
+    /// An empty buffer, sampled by `priorities` when given.
+    pub fn with_priorities(capacity: usize, dim: usize, priorities: Option<PrioritizedReplay>) -> Self {
         Self {
+            priorities: priorities.map(|p| (p, SumTree::new(capacity))),
+            steps: vec![1; capacity],
             capacity,
             dim,
             len: 0,
@@ -102,6 +123,7 @@ impl ReplayBuffer {
             action,
             reward,
             uses: [0.0; 2],
+            steps: 1,
             next_obs,
             terminated,
             next_mask,
@@ -116,12 +138,17 @@ impl ReplayBuffer {
             action,
             reward,
             uses,
+            steps,
             next_obs,
             terminated,
             next_mask,
         } = t;
         let i = self.next;
         self.uses[i] = uses;
+        self.steps[i] = steps;
+        if let Some((_, tree)) = &mut self.priorities {
+            tree.set(i, tree.max());
+        }
         self.obs[i * self.dim..(i + 1) * self.dim].copy_from_slice(obs);
         self.next_obs[i * self.dim..(i + 1) * self.dim].copy_from_slice(next_obs);
         self.actions[i] = action as u32;
@@ -132,8 +159,10 @@ impl ReplayBuffer {
         self.len = (self.len + 1).min(self.capacity);
     }
 
-    /// Fills `batch` with `size` transitions drawn uniformly, with replacement.
-    pub fn sample(&self, size: usize, rng: &mut AgentRng, batch: &mut Batch) {
+    /// Fills `batch` with `size` transitions drawn uniformly, with replacement; with
+    /// priorities, one from each of `size` equal shares of their sum (Schaul et al.'s
+    /// stratified draw), weighted at `beta`.
+    pub fn sample(&self, size: usize, beta: f64, rng: &mut AgentRng, batch: &mut Batch) {
         batch.obs.clear();
         batch.next_obs.clear();
         batch.actions.clear();
@@ -141,8 +170,19 @@ impl ReplayBuffer {
         batch.terminated.clear();
         batch.next_masks.clear();
         batch.uses.clear();
-        for _ in 0..size {
-            let i = rng.random_range(0..self.len);
+        batch.steps.clear();
+        batch.slots.clear();
+        batch.weights.clear();
+        for k in 0..size {
+            let i = match &self.priorities {
+                None => rng.random_range(0..self.len),
+                Some((_, tree)) => {
+                    let share = tree.total() / size as f64;
+                    let slot = tree.find(share * (k as f64 + rng.random::<f64>()));
+                    batch.slots.push(slot);
+                    slot
+                }
+            };
             batch.obs.extend_from_slice(&self.obs[i * self.dim..(i + 1) * self.dim]);
             batch
                 .next_obs
@@ -152,6 +192,43 @@ impl ReplayBuffer {
             batch.terminated.push(self.terminated[i]);
             batch.next_masks.push(self.next_masks[i]);
             batch.uses.push(self.uses[i]);
+            batch.steps.push(self.steps[i]);
+        }
+        if let Some((_, tree)) = &self.priorities {
+            // w_i = (N · P(i))^−β over the minibatch's largest.
+            let n = self.len as f64;
+            let raw: Vec<f64> = batch
+                .slots
+                .iter()
+                .map(|&i| (n * tree.get(i) / tree.total()).powf(-beta))
+                .collect();
+            let max = raw.iter().copied().fold(0.0, f64::max);
+            batch.weights.extend(raw.iter().map(|w| (w / max) as f32));
+        }
+    }
+
+    /// Each held transition's reward, steps and `terminated`, in slot order.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> Vec<(f32, u8, f32)> {
+        (0..self.len)
+            .map(|i| (self.rewards[i], self.steps[i], self.terminated[i]))
+            .collect()
+    }
+
+    /// Slot `i`'s observation and next observation.
+    #[cfg(test)]
+    pub(crate) fn row(&self, i: usize) -> (&[f32], &[f32]) {
+        let span = i * self.dim..(i + 1) * self.dim;
+        (&self.obs[span.clone()], &self.next_obs[span])
+    }
+
+    /// Sets the priorities of the slots of `batch` from their TD errors `residuals` (scaled
+    /// units); nothing without priorities.
+    pub fn update_priorities(&mut self, batch: &Batch, residuals: &[f32]) {
+        if let Some((p, tree)) = &mut self.priorities {
+            for (&slot, r) in batch.slots.iter().zip(residuals) {
+                tree.set(slot, (f64::from(r.abs()) + p.epsilon).powf(p.alpha));
+            }
         }
     }
 }
@@ -185,7 +262,7 @@ mod tests {
         let mut batch = Batch::default();
         let mut counts = [0u32; 10];
         for _ in 0..2000 {
-            buffer.sample(10, &mut rng, &mut batch);
+            buffer.sample(10, 1.0, &mut rng, &mut batch);
             for (row, r) in batch.rewards.iter().enumerate() {
                 counts[*r as usize] += 1;
                 assert_eq!(batch.obs[row * 2], *r, "rows stay aligned");
@@ -196,6 +273,56 @@ mod tests {
         // 20,000 draws over 10 slots: each count is 2,000 ± 5 standard deviations (≈ 42).
         for c in counts {
             assert!((1790..=2210).contains(&c), "{counts:?}");
+        }
+    }
+
+    /// Four slots at TD errors 1, 2, 4 and 8 (α = 1, so priorities in their proportion, and
+    /// one at α = 0.5): each is drawn in proportion to its priority, and weighted by
+    /// (N·P(i))^−β over the largest weight.
+    #[test]
+    fn prioritized_sampling_follows_the_priorities() {
+        for alpha in [1.0, 0.5] {
+            let terms = PrioritizedReplay {
+                alpha,
+                epsilon: 1e-9,
+                ..PrioritizedReplay::default()
+            };
+            let mut buffer = ReplayBuffer::with_priorities(4, 1, Some(terms));
+            for i in 0..4 {
+                buffer.push(&[i as f32], 0, i as f32, &[0.0], false, 1);
+            }
+            let mut batch = Batch::default();
+            let mut rng = AgentRng::seed_from_u64(1);
+            buffer.sample(4, 0.5, &mut rng, &mut batch);
+            // New transitions share the largest priority: uniform, weights all 1.
+            assert_eq!(batch.weights, vec![1.0; 4]);
+            let errors = [1.0, 2.0, 4.0, 8.0];
+            let mut all = batch.clone();
+            all.slots = vec![0, 1, 2, 3];
+            buffer.update_priorities(&all, &errors);
+            let priorities: Vec<f64> = errors.iter().map(|e: &f32| f64::from(*e).powf(alpha)).collect();
+            let total: f64 = priorities.iter().sum();
+            let mut counts = [0u32; 4];
+            for _ in 0..5000 {
+                buffer.sample(8, 0.5, &mut rng, &mut batch);
+                for (row, &slot) in batch.slots.iter().enumerate() {
+                    counts[slot] += 1;
+                    assert_eq!(batch.obs[row], slot as f32, "rows follow their slots");
+                    let weight = |s: usize| (4.0 * priorities[s] / total).powf(-0.5);
+                    let largest = batch.slots.iter().map(|&s| weight(s)).fold(0.0, f64::max);
+                    let expected = weight(slot) / largest;
+                    assert!((f64::from(batch.weights[row]) - expected).abs() < 1e-6);
+                }
+            }
+            for (slot, c) in counts.iter().enumerate() {
+                let expected = 40_000.0 * priorities[slot] / total;
+                // Stratified draws vary less than independent ones: 5 binomial deviations bound it.
+                let sd = (expected * (1.0 - priorities[slot] / total)).sqrt();
+                assert!(
+                    (f64::from(*c) - expected).abs() < 5.0 * sd,
+                    "α {alpha}: {counts:?} against priorities {priorities:?}"
+                );
+            }
         }
     }
 }

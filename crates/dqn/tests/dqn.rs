@@ -30,15 +30,20 @@ fn experiment(dir: &Path, fields: &[(&str, Value)]) -> Result<Experiment, Experi
     Experiment::new(&path, config, env, &support::sample_records(), &DqnAgents)
 }
 
-/// Trains the small DQN once and returns its checkpoint (in `dir`) with the run's results.
-fn trained(dir: &Path) -> (PathBuf, contract_rl_core::experiment::Results) {
-    let experiment = experiment(dir, &[]).unwrap();
+/// Trains the small DQN of `fields` once and returns its checkpoint (in `dir`) with the run's
+/// results.
+fn trained_with(dir: &Path, fields: &[(&str, Value)]) -> (PathBuf, contract_rl_core::experiment::Results) {
+    let experiment = experiment(dir, fields).unwrap();
     let options = RunOptions {
         checkpoints: Some(dir.join("checkpoints")),
         ..RunOptions::default()
     };
     let results = experiment.run(&DqnAgents, &options, &|_| {}).unwrap();
     (dir.join("checkpoints/dqn-seed1.bpk"), results)
+}
+
+fn trained(dir: &Path) -> (PathBuf, contract_rl_core::experiment::Results) {
+    trained_with(dir, &[])
 }
 
 fn checkpoint(path: &Path) -> [(&'static str, Value); 2] {
@@ -48,24 +53,79 @@ fn checkpoint(path: &Path) -> [(&'static str, Value); 2] {
     ]
 }
 
+/// For the Q head, and for the afterstate head (two networks in one checkpoint, with the
+/// dueling and n-step options of the Q head alike).
 #[test]
 fn a_saved_dqn_is_evaluated_exactly_as_it_was_trained() {
+    for options in [
+        vec![],
+        vec![("head", Value::from("afterstate"))],
+        vec![("dueling", Value::from(true)), ("n_steps", Value::from(3))],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (saved, trained) = trained_with(dir.path(), &options);
+        assert!(saved.is_file());
+        let eval_dir = tempfile::tempdir().unwrap();
+        let mut fields = checkpoint(&saved).to_vec();
+        fields.extend(options.iter().cloned());
+        let experiment = experiment(eval_dir.path(), &fields).unwrap();
+        let evaluated = experiment.run(&DqnAgents, &RunOptions::default(), &|_| {}).unwrap();
+        let run = &evaluated.runs[0];
+        assert!(run.episodes.is_empty(), "a loaded agent is evaluated, not trained");
+        assert_eq!(run.evals.len(), 2, "once on validation, once on test");
+        let final_validation = trained.runs[0]
+            .evals
+            .iter()
+            .rfind(|e| e.split == Split::Validation)
+            .unwrap();
+        assert_eq!(run.evals[0].campaigns, final_validation.campaigns, "{options:?}");
+        assert_eq!(run.test_eval().campaigns, trained.runs[0].test_eval().campaigns);
+    }
+}
+
+/// An option that does not hold for its env or its other options stops the experiment before
+/// any run, naming the field and why.
+#[test]
+fn options_that_cannot_hold_stop_the_experiment_before_work() {
     let dir = tempfile::tempdir().unwrap();
-    let (saved, trained) = trained(dir.path());
-    assert!(saved.is_file());
-    let eval_dir = tempfile::tempdir().unwrap();
-    let experiment = experiment(eval_dir.path(), &checkpoint(&saved)).unwrap();
-    let evaluated = experiment.run(&DqnAgents, &RunOptions::default(), &|_| {}).unwrap();
-    let run = &evaluated.runs[0];
-    assert!(run.episodes.is_empty(), "a loaded agent is evaluated, not trained");
-    assert_eq!(run.evals.len(), 2, "once on validation, once on test");
-    let final_validation = trained.runs[0]
-        .evals
-        .iter()
-        .rfind(|e| e.split == Split::Validation)
-        .unwrap();
-    assert_eq!(run.evals[0].campaigns, final_validation.campaigns);
-    assert_eq!(run.test_eval().campaigns, trained.runs[0].test_eval().campaigns);
+    let refused = |fields: &[(&str, Value)]| match experiment(dir.path(), fields) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{fields:?} was accepted"),
+    };
+    let message = refused(&[("baseline", "per_step".into()), ("gamma", 0.9.into())]);
+    assert!(
+        message.contains("baseline") && message.contains("gamma = 1"),
+        "{message}"
+    );
+    let message = refused(&[("head", "afterstate".into()), ("dueling", true.into())]);
+    assert!(
+        message.contains("dueling") && message.contains("afterstate"),
+        "{message}"
+    );
+    let message = refused(&[("head", "afterstate_value".into())]);
+    assert!(message.contains("`q`, `afterstate`"), "{message}");
+    // The customer-lifetime env's campaigns vary in length and state no afterstates.
+    for (field, value, why) in [
+        ("baseline", "per_step", "one fixed number of steps"),
+        ("head", "afterstate", "known before the answer"),
+    ] {
+        let path = support::lifetime_experiment_file("experiments/lifetime.toml", dir.path(), "lifetime.toml", |t| {
+            support::shrink(t, &[0], 2, 2, 1);
+            t.insert(
+                "agents".into(),
+                support::one_agent("dqn", &[(field, Value::from(value))]),
+            );
+        });
+        let (config, env) = Experiment::load_config(&path).unwrap();
+        let message = match Experiment::new(&path, config, env, &support::sample_records(), &DqnAgents) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{field} = {value} was accepted on the lifetime env"),
+        };
+        assert!(
+            message.contains(why) && message.contains("customer-lifetime"),
+            "{message}"
+        );
+    }
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Comparing results folders: the final test scores of every run in one or more folders of the
-//! same env, snapshot and evaluation campaigns, into `comparison.md` and `comparison.parquet`.
+//! same env, snapshot and evaluation campaigns (or, for tuning, the last validation scores),
+//! into `comparison.md` and `comparison.parquet`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use contract_rl_core::env::Split;
 use contract_rl_core::report::{AgentRuns, Comparison, Estimate};
 use polars::prelude::*;
 
@@ -28,9 +30,9 @@ pub enum CompareError {
     /// The same folder was given twice.
     #[error("{0} is given twice")]
     GivenTwice(PathBuf),
-    /// A folder has no test evaluations.
-    #[error("{0}: evals.parquet has no test evaluations")]
-    NoTestRuns(PathBuf),
+    /// A folder has no evaluations on the campaigns asked for.
+    #[error("{0}: evals.parquet has no {1} evaluations")]
+    NoRuns(PathBuf, &'static str),
 }
 
 /// What makes two folders' scores comparable, from their manifests.
@@ -46,6 +48,12 @@ struct Campaigns {
 /// several folders is labelled `<folder path>/<agent>` in each (its bootstraps stay seeded from
 /// its own name).
 pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, CompareError> {
+    compare_on(dirs, Split::Test)
+}
+
+/// As [`compare`], on the final scores of `split`'s campaigns: the test evaluation, or each
+/// run's last validation evaluation (what tuning reads).
+pub fn compare_on(dirs: &[PathBuf], split: Split) -> Result<Comparison, CompareError> {
     let mut first: Option<(&PathBuf, Campaigns)> = None;
     let mut folders = Vec::new();
     if let Some(dir) = repeated(dirs) {
@@ -68,7 +76,7 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, CompareError> {
                 }
             }
         }
-        folders.push((dir, test_scores(dir, &campaigns.score)?));
+        folders.push((dir, final_scores(dir, &campaigns.score, split)?));
         first.get_or_insert((dir, campaigns));
     }
     let (_, campaigns) = first.expect("at least one folder");
@@ -95,7 +103,9 @@ pub fn compare(dirs: &[PathBuf]) -> Result<Comparison, CompareError> {
             })
         })
         .collect();
-    Ok(Comparison::new(&campaigns.score.replace('_', " "), &runs))
+    let mut comparison = Comparison::new(&campaigns.score.replace('_', " "), &runs);
+    comparison.campaigns = split.name().into();
+    Ok(comparison)
 }
 
 /// The first folder of `dirs` that an earlier one names too (`results`, `results/` and
@@ -145,8 +155,9 @@ fn campaigns(dir: &Path) -> Result<Campaigns, CompareError> {
     })
 }
 
-/// Each agent's final test score per seed, in the folder's order.
-fn test_scores(dir: &Path, score: &str) -> Result<Vec<AgentRuns>, CompareError> {
+/// Each agent's final score on `split`'s campaigns per seed, in the folder's order: the test
+/// evaluation, or the last validation evaluation of each run.
+fn final_scores(dir: &Path, score: &str, split: Split) -> Result<Vec<AgentRuns>, CompareError> {
     let path = dir.join("evals.parquet");
     let frame = table::read(&path).map_err(|e: TableError| unreadable(&path, e))?;
     let column = |name: &str| {
@@ -155,28 +166,55 @@ fn test_scores(dir: &Path, score: &str) -> Result<Vec<AgentRuns>, CompareError> 
             .and_then(|c| c.str().cloned())
             .map_err(|e| unreadable(&path, e))
     };
-    let (splits, agents) = (column("split")?, column("agent")?);
+    let integers = |name: &str| {
+        frame
+            .column(name)
+            .and_then(|c| c.i64().cloned())
+            .map_err(|e| unreadable(&path, e))
+    };
+    let (splits, agents, seeds, episodes) = (
+        column("split")?,
+        column("agent")?,
+        integers("seed")?,
+        integers("episode")?,
+    );
     let scores = frame
         .column(score)
         .and_then(|c| c.f64().cloned())
         .map_err(|e| unreadable(&path, e))?;
-    let mut runs: Vec<AgentRuns> = Vec::new();
-    let rows = splits.iter().zip(agents.iter()).zip(scores.iter());
-    for ((_, agent), value) in rows.filter(|((split, _), _)| *split == Some("test")) {
-        let (Some(agent), Some(value)) = (agent, value) else {
-            return Err(unreadable(&path, "a test row without agent or score"));
+    // (agent, seed) → (episode, score) of the latest evaluation, in first-seen order.
+    let mut last: Vec<((String, i64), (i64, f64))> = Vec::new();
+    let rows = splits
+        .iter()
+        .zip(agents.iter())
+        .zip(seeds.iter().zip(episodes.iter()))
+        .zip(scores.iter());
+    for (((_, agent), (seed, episode)), value) in rows.filter(|(((s, _), _), _)| *s == Some(split.name())) {
+        let (Some(agent), Some(seed), Some(episode), Some(value)) = (agent, seed, episode, value) else {
+            return Err(unreadable(
+                &path,
+                "an evaluation row without agent, seed, episode or score",
+            ));
         };
+        match last.iter_mut().find(|(key, _)| key.0 == agent && key.1 == seed) {
+            Some((_, latest)) if episode >= latest.0 => *latest = (episode, value),
+            Some(_) => {}
+            None => last.push(((agent.to_owned(), seed), (episode, value))),
+        }
+    }
+    let mut runs: Vec<AgentRuns> = Vec::new();
+    for ((agent, _), (_, value)) in last {
         match runs.iter_mut().find(|r| r.agent == agent) {
             Some(r) => r.scores.push(value),
             None => runs.push(AgentRuns {
-                agent: agent.to_owned(),
-                name: agent.to_owned(),
+                name: agent.clone(),
+                agent,
                 scores: vec![value],
             }),
         }
     }
     if runs.is_empty() {
-        return Err(CompareError::NoTestRuns(dir.to_owned()));
+        return Err(CompareError::NoRuns(dir.to_owned(), split.name()));
     }
     Ok(runs)
 }

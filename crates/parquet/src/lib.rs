@@ -10,7 +10,7 @@ pub mod shards;
 pub mod snapshot;
 pub mod table;
 
-pub use compare::{CompareError, compare, write_comparison};
+pub use compare::{CompareError, compare, compare_on, write_comparison};
 pub use powerbi::{Bands, ExportError, export_powerbi};
 pub use results::{Build, LoadError, LoadedExperiment, ResultsError};
 pub use shards::{ShardError, merge, write_shard};

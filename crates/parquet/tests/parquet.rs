@@ -8,6 +8,7 @@ mod support;
 use std::path::Path;
 
 use contract_rl_core::agents::CoreAgents;
+use contract_rl_core::env::Split;
 use contract_rl_core::experiment::RunOptions;
 use contract_rl_parquet::{Build, LoadedExperiment, table};
 use toml::Value;
@@ -353,6 +354,36 @@ fn compare_combines_folders_of_the_same_campaigns_and_refuses_others_by_name() {
     assert_eq!(frame.height(), 4 * (3 + 4 + contract_rl_core::report::PROFILE_POINTS));
     let markdown = std::fs::read_to_string(out.join("comparison.md")).unwrap();
     assert!(markdown.contains(&format!("| {in_b} | 4 |")), "{markdown}");
+
+    // On validation, each run's last validation evaluation (what tuning reads).
+    let tuning = contract_rl_parquet::compare_on(std::slice::from_ref(&a), Split::Validation).unwrap();
+    assert!(tuning.markdown("a").contains("on the validation campaigns"));
+    let evals = table::read(&a.join("evals.parquet")).unwrap();
+    let text = |name: &str| evals.column(name).unwrap().str().unwrap().clone();
+    let int = |name: &str| evals.column(name).unwrap().i64().unwrap().clone();
+    let (splits, agents, episodes) = (text("split"), text("agent"), int("episode"));
+    let scores = evals.column("expected_return").unwrap().f64().unwrap().clone();
+    let last_episode = (0..evals.height())
+        .filter(|&i| splits.get(i) == Some("validation"))
+        .filter_map(|i| episodes.get(i))
+        .max()
+        .unwrap();
+    assert!(last_episode > 0, "validation ran during training");
+    let mut expected: Vec<f64> = (0..evals.height())
+        .filter(|&i| {
+            splits.get(i) == Some("validation")
+                && agents.get(i) == Some("q_learning")
+                && episodes.get(i) == Some(last_episode)
+        })
+        .map(|i| scores.get(i).unwrap())
+        .collect();
+    let q = tuning.agents.iter().find(|x| x.agent == "q_learning").unwrap();
+    assert_eq!(q.runs, 4);
+    expected.sort_by(f64::total_cmp);
+    let iqm = contract_rl_core::report::stats::iqm(&expected);
+    assert_eq!(q.iqm.value, iqm);
+    assert_ne!(q.iqm.value, combined.agents[1].iqm.value, "not the test scores");
+
     let error = contract_rl_parquet::compare(&[a.clone(), a.clone()])
         .unwrap_err()
         .to_string();

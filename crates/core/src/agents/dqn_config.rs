@@ -24,16 +24,98 @@ pub enum DqnLearner {
     Burn,
 }
 
+/// The variant of `choices` named `value`; the error names `field` and every choice, as
+/// serde's message for an unknown variant would not.
+fn choose<T: Copy>(field: &str, value: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    choices
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<String> = choices.iter().map(|(name, _)| format!("`{name}`")).collect();
+            format!("{field}: `{value}` is none of {}", names.join(", "))
+        })
+}
+
 impl TryFrom<String> for DqnLearner {
     type Error = String;
 
-    /// The error names the field, as serde's message for an unknown variant would not.
     fn try_from(value: String) -> Result<Self, String> {
-        match value.as_str() {
-            "ndarray" => Ok(Self::Ndarray),
-            "burn" => Ok(Self::Burn),
-            other => Err(format!("learner: `{other}` is none of `ndarray`, `burn`")),
+        choose("learner", &value, &[("ndarray", Self::Ndarray), ("burn", Self::Burn)])
+    }
+}
+
+/// What the network outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum DqnHead {
+    /// One Q-value per action (Mnih et al. 2015).
+    Q,
+    /// Q(s, a) = r̂(user, a) + W(state after a): a reward network r̂ of the user's entries,
+    /// fitted by regression on immediate rewards, and a value network W of the post-decision
+    /// state (the campaign's entries once the offer is made, before the answer), fitted by TD
+    /// between post-decision states (Powell, "Approximate Dynamic Programming", ch. 4; Sutton &
+    /// Barto §6.8). Needs an env that states how an offer moves its campaign's entries.
+    Afterstate,
+}
+
+impl TryFrom<String> for DqnHead {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        choose("head", &value, &[("q", Self::Q), ("afterstate", Self::Afterstate)])
+    }
+}
+
+/// A baseline subtracted from every reward before learning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
+pub enum RewardBaseline {
+    /// Rewards as the env gives them.
+    None,
+    /// Potential-based shaping (Ng, Harada & Russell 1999) with Φ(t) = (T − t)·b, b the mean
+    /// reward per step of the training transitions seen before `learning_starts`, frozen then:
+    /// each reward becomes r − b, so Q(s, a) shrinks by (T − t)·b, the same for every action.
+    /// Policy-invariant only when every campaign has the same number of steps T and γ = 1.
+    PerStep,
+}
+
+impl TryFrom<String> for RewardBaseline {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        choose("baseline", &value, &[("none", Self::None), ("per_step", Self::PerStep)])
+    }
+}
+
+/// Proportional prioritized replay (Schaul et al. 2016): transition i is drawn with
+/// probability p_i^α / Σ p^α, p_i = |TD error| + ε (new ones at the largest priority so far),
+/// and its loss weighted by (N·P(i))^−β over the minibatch's largest weight, β annealed
+/// linearly from `beta_start` to `beta_end` over training. Defaults: the paper's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrioritizedReplay {
+    pub alpha: f64,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub epsilon: f64,
+}
+
+impl Default for PrioritizedReplay {
+    fn default() -> Self {
+        Self {
+            alpha: 0.6,
+            beta_start: 0.4,
+            beta_end: 1.0,
+            epsilon: 1e-6,
         }
+    }
+}
+
+impl PrioritizedReplay {
+    /// β at `progress` (share of training done).
+    pub fn beta(&self, progress: f64) -> f64 {
+        self.beta_start + (self.beta_end - self.beta_start) * progress.clamp(0.0, 1.0)
     }
 }
 
@@ -89,6 +171,21 @@ pub struct DqnConfig {
     /// Evaluate this saved network (`checkpoints/*.bpk` of a results folder) instead of
     /// training; relative to the experiment file.
     pub checkpoint: Option<std::path::PathBuf>,
+    /// Adam's learning rate decays linearly from `learning_rate` to this over the training
+    /// steps (Stable-Baselines3's linear schedule); absent: constant.
+    pub learning_rate_end: Option<f64>,
+    /// Targets sum this many rewards before bootstrapping (Sutton & Barto §7.1; Dopamine's
+    /// `update_horizon`, 3 in Rainbow), fewer where the campaign ends.
+    pub n_steps: usize,
+    /// Dueling head (Wang et al. 2016): the last layer gives V(s) and A(s, ·), and
+    /// Q = V + A − mean(A).
+    pub dueling: bool,
+    /// Prioritized replay; absent: uniform.
+    pub prioritized_replay: Option<PrioritizedReplay>,
+    /// A baseline subtracted from every reward.
+    pub baseline: RewardBaseline,
+    /// What the network outputs.
+    pub head: DqnHead,
 }
 
 impl Default for DqnConfig {
@@ -115,6 +212,12 @@ impl Default for DqnConfig {
             reward_scale: 0.01,
             learner: DqnLearner::Ndarray,
             checkpoint: None,
+            learning_rate_end: None,
+            n_steps: 1,
+            dueling: false,
+            prioritized_replay: None,
+            baseline: RewardBaseline::None,
+            head: DqnHead::Q,
         }
     }
 }
@@ -174,6 +277,54 @@ impl DqnConfig {
                 return bad(field, format!("must be a positive number, got {v}"));
             }
         }
+        if let Some(end) = self.learning_rate_end
+            && !(end >= 0.0 && end.is_finite())
+        {
+            return bad("learning_rate_end", format!("must be a finite number >= 0, got {end}"));
+        }
+        if !(1..=100).contains(&self.n_steps) {
+            return bad("n_steps", format!("must be in 1..=100, got {}", self.n_steps));
+        }
+        if let Some(p) = &self.prioritized_replay {
+            for (field, v) in [
+                ("prioritized_replay.alpha", p.alpha),
+                ("prioritized_replay.beta_start", p.beta_start),
+                ("prioritized_replay.beta_end", p.beta_end),
+            ] {
+                if !(0.0..=1.0).contains(&v) {
+                    return bad(field, format!("must be in [0, 1], got {v}"));
+                }
+            }
+            if !(p.epsilon > 0.0 && p.epsilon.is_finite()) {
+                return bad(
+                    "prioritized_replay.epsilon",
+                    format!("must be a positive number, got {}", p.epsilon),
+                );
+            }
+        }
+        if self.baseline == RewardBaseline::PerStep && self.gamma != 1.0 {
+            return bad(
+                "baseline",
+                format!(
+                    "`per_step` shapes rewards without changing the best policy only when gamma = 1 (got {}); set gamma = 1 or baseline = \"none\"",
+                    self.gamma
+                ),
+            );
+        }
+        if self.head == DqnHead::Afterstate {
+            for (field, on) in [
+                ("n_steps", self.n_steps > 1),
+                ("dueling", self.dueling),
+                ("prioritized_replay", self.prioritized_replay.is_some()),
+            ] {
+                if on {
+                    return bad(
+                        field,
+                        "is an option of the Q head: head = \"afterstate\" learns r̂ by regression and W by one-step TD, uniformly sampled".into(),
+                    );
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -223,6 +374,19 @@ impl LagrangianDqnConfig {
                 field: "dqn.name".into(),
                 message: "is not used here: name the agent with `name`".into(),
             });
+        }
+        let d = DqnConfig::default();
+        for (field, default) in [
+            ("dqn.n_steps", self.dqn.n_steps == d.n_steps),
+            ("dqn.baseline", self.dqn.baseline == d.baseline),
+            ("dqn.head", self.dqn.head == d.head),
+        ] {
+            if !default {
+                return Err(InvalidHyperparameter {
+                    field: field.into(),
+                    message: "is an option of `dqn` only: lagrangian_dqn relabels one-step per-user rewards at sampled prices".into(),
+                });
+            }
         }
         for (field, v) in [
             ("budget_price_max", self.budget_price_max),

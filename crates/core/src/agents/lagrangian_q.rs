@@ -273,6 +273,8 @@ mod tests {
             n_actions: 2,
             dense_len: 4,
             coupling: Some(coupling),
+            steps_per_campaign: None,
+            afterstate: None,
         };
         let config = LagrangianQConfig {
             q: QLearningConfig {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use baselines::{BestSingleContract, RandomAgent};
-pub use dqn_config::{DqnConfig, DqnLearner, LagrangianDqnConfig};
+pub use dqn_config::{DqnConfig, DqnHead, DqnLearner, LagrangianDqnConfig, PrioritizedReplay, RewardBaseline};
 pub use lagrangian_q::{LagrangianQ, LagrangianQConfig};
 pub use online_oracle::OnlineOracle;
 pub use oracles::{HindsightOracle, MyopicOracle, optimal_assignment};
@@ -230,6 +230,16 @@ pub enum AgentError {
     NeedsCoupling {
         /// The agent kind.
         kind: &'static str,
+        /// The env kind.
+        env: &'static str,
+    },
+    /// A DQN option needs something of the env its kind does not state.
+    #[error("agents of kind \"dqn\": `{option}` needs {needs}, which the {env} env does not have")]
+    UnsupportedOption {
+        /// The option, as in experiment files.
+        option: &'static str,
+        /// What it needs.
+        needs: &'static str,
         /// The env kind.
         env: &'static str,
     },

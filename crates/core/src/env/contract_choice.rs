@@ -453,6 +453,25 @@ impl EnvModel {
             .collect()
     }
 
+    /// How an offer moves the campaign's dense entries: its quota's share down by one offer
+    /// (when it has a quota), progress up by one user.
+    pub fn afterstate(&self) -> crate::env::Afterstate {
+        let n_features = self.feature_names.len();
+        let mut draws = [None; MAX_CONTRACTS];
+        for (i, &a) in self.quota_contracts.iter().enumerate() {
+            let cap = self.offer_caps[a].expect("quota contract");
+            draws[a] = (cap > 0).then(|| (n_features + i, 1.0 / cap as f32));
+        }
+        crate::env::Afterstate {
+            user_dense_len: n_features,
+            clock: (
+                n_features + self.quota_contracts.len(),
+                1.0 / self.config.episode_len as f32,
+            ),
+            draws,
+        }
+    }
+
     /// Length of the dense observation.
     pub fn dense_len(&self) -> usize {
         self.feature_names.len() + self.quota_contracts.len() + 1

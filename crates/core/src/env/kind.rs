@@ -127,6 +127,43 @@ pub struct Spaces {
     pub dense_len: usize,
     /// How users share resources, for envs where they are coupled only through them.
     pub coupling: Option<Coupling>,
+    /// Steps of every campaign, for envs where all campaigns have as many.
+    pub steps_per_campaign: Option<usize>,
+    /// How a decision moves the campaign's entries of the dense vector before the answer, for
+    /// envs where that is known.
+    pub afterstate: Option<Afterstate>,
+}
+
+/// The post-decision state of a dense observation (contract choice: an offer uses one of its
+/// contract's quota whatever the answer, and the campaign moves on one user). Like
+/// [`Coupling`], the rules of the task, not its response model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Afterstate {
+    /// The dense entries about the user alone, at the start; the campaign's come after them.
+    pub user_dense_len: usize,
+    /// Where the share of the campaign done is, and what a step adds to it.
+    pub clock: (usize, f32),
+    /// Per action, the entry its offer draws down and by how much (a quota's share per offer).
+    pub draws: [Option<(usize, f32)>; MAX_CONTRACTS],
+}
+
+impl Afterstate {
+    /// Writes the campaign's entries after action `a` at `dense` into `out`.
+    pub fn write(&self, dense: &[f32], a: usize, out: &mut [f32]) {
+        out.copy_from_slice(&dense[self.user_dense_len..]);
+        let (clock, tick) = self.clock;
+        out[clock - self.user_dense_len] += tick;
+        if let Some((entry, step)) = self.draws[a] {
+            out[entry - self.user_dense_len] -= step;
+        }
+    }
+
+    /// Whether the campaign entries `post` (as [`Self::write`] writes them) are past the
+    /// campaign's last step: nothing follows, so any value of them is 0.
+    pub fn ends(&self, post: &[f32]) -> bool {
+        let (clock, tick) = self.clock;
+        post[clock - self.user_dense_len] > 1.0 - tick / 2.0
+    }
 }
 
 /// The terms of the resources an env's users share (customer lifetime: the offer budget and
@@ -262,6 +299,8 @@ impl EnvKind {
                 n_actions: m.n_actions(),
                 dense_len: m.dense_len(),
                 coupling: None,
+                steps_per_campaign: Some(m.episode_len()),
+                afterstate: Some(m.afterstate()),
             },
             Self::CustomerLifetime(m) => Spaces {
                 n_states: m.n_states(),
@@ -269,6 +308,8 @@ impl EnvKind {
                 n_actions: m.n_actions(),
                 dense_len: m.dense_len(),
                 coupling: Some(Coupling::of(m)),
+                steps_per_campaign: None,
+                afterstate: None,
             },
         }
     }

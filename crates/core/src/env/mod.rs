@@ -20,5 +20,5 @@ pub use contract_choice::{
     ActionMask, ContractChoiceBatch, ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step,
     StepInfo, split_of,
 };
-pub use kind::{Campaigns, Coupling, Env, EnvFile, EnvKind, Ledger, Spaces, bands};
+pub use kind::{Afterstate, Campaigns, Coupling, Env, EnvFile, EnvKind, Ledger, Spaces, bands};
 pub use vector::{Outputs, SyncVectorEnv, VectorEnv};

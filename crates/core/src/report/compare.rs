@@ -49,6 +49,8 @@ pub struct Aggregates {
 pub struct Comparison {
     /// What the scores are, e.g. "expected return".
     pub score: String,
+    /// Which campaigns scored the runs: "test" (the default), or "validation" when tuning.
+    pub campaigns: String,
     pub agents: Vec<Aggregates>,
     /// `improvement[i][j]`: P(agent i > agent j).
     pub improvement: Vec<Vec<Estimate>>,
@@ -126,6 +128,7 @@ impl Comparison {
             .collect();
         Self {
             score: score.to_owned(),
+            campaigns: "test".into(),
             agents,
             improvement,
             thresholds,
@@ -157,9 +160,9 @@ impl Comparison {
         let mut out = format!("# {title}\n\n");
         writeln!(
             out,
-            "Final {} on the test campaigns, per run (one run per agent and seed). 95% intervals: percentile \
+            "Final {} on the {} campaigns, per run (one run per agent and seed). 95% intervals: percentile \
              bootstrap over runs (2,000 resamples), seeded from the agents' names (Agarwal et al. 2021).\n",
-            self.score
+            self.score, self.campaigns
         )
         .unwrap();
         out.push_str(&self.table());
