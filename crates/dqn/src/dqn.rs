@@ -386,8 +386,8 @@ mod tests {
     /// Every option of the config, alone, trains the same with either learner, for a
     /// two-contract env with a quota: bits within `DqnLearner`'s conditions (the dueling
     /// head's mean and the importance weights are formed as burn's autodiff forms them), except
-    /// the afterstate head, whose one-output value network burn multiplies with its
-    /// matrix-vector kernel: agreement to rounding there.
+    /// the afterstate head (a value network of one output on two inputs here), whose bits
+    /// differ: agreement to rounding there.
     #[test]
     fn every_option_trains_the_same_with_either_learner() {
         let model = quota_model();

@@ -12,7 +12,8 @@ use super::InvalidHyperparameter;
 /// `matrixmultiply` and burn's `gemm` both compute each product entry as one in-order chain of
 /// fused multiply-adds (tests check sizes in that range and at its bounds on the machine they run
 /// on). Elsewhere (a minibatch of 1 goes through burn's matrix-vector kernel, longer chains are
-/// blocked differently, CPUs without FMA) they agree to float rounding. The loss diagnostic
+/// blocked differently, CPUs without FMA; and the afterstate head, whose one-output value
+/// network's bits differ) they agree to float rounding. The loss diagnostic
 /// matches too while burn-flex sums in order, as it is built here (without its `simd` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
@@ -119,7 +120,7 @@ impl PrioritizedReplay {
     }
 }
 
-/// Hyperparameters of DQN; every field has a default (see README for Stable-Baselines3's).
+/// Hyperparameters of DQN; every field has a default (docs/agents.md has Stable-Baselines3's beside them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DqnConfig {

@@ -22,7 +22,7 @@ pub struct QLearningConfig {
     /// Discount factor in [0, 1]. Campaigns are evaluated undiscounted, yet 0.9 beats 1 on
     /// validation users: each progress bucket of the tabular state spans many steps, whose
     /// undiscounted returns-to-go differ by thousands, and a short horizon keeps the values
-    /// of one bucket comparable (README, "DQN against tabular Q-learning").
+    /// of one bucket comparable (docs/agents.md, "DQN against tabular Q-learning").
     pub gamma: f64,
     /// Step size schedule.
     pub step_size: StepSize,
