@@ -19,9 +19,9 @@ use contract_rl_core::env::{ActionMask, Afterstate};
 use ndarray::{Array2, ArrayView2};
 
 use crate::burn_learner::QNetwork;
-use crate::learner::{Learner, learner};
+use crate::learner::Learner;
 use crate::mlp::Mlp;
-use crate::qfunction::{ValueFunction, learning_rate};
+use crate::qfunction::{ValueFunction, learner, learning_rate};
 use crate::replay::Batch;
 
 /// The reward and post-decision value networks of one agent, with W's target and the buffers

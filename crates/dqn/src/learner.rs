@@ -1,12 +1,11 @@
-//! What trains the online network ([`DqnLearner`]): the gradient step written out on `ndarray`
+//! What trains the online network: the gradient step written out on `ndarray`
 //! ([`crate::ndarray_learner`], the default) or burn's autodiff and Adam
-//! ([`crate::burn_learner`], the reference).
+//! ([`crate::burn_learner`], the reference); [`crate::qfunction::learner`] builds the one a
+//! config names.
 
-use contract_rl_core::agents::{DqnConfig, DqnLearner};
+use contract_rl_core::agents::DqnConfig;
 
-use crate::burn_learner::BurnLearner;
 use crate::mlp::Mlp;
-use crate::ndarray_learner::NdarrayLearner;
 use crate::replay::Batch;
 
 /// One learner of the online network.
@@ -29,12 +28,4 @@ pub(crate) trait Learner: Send {
         config: &DqnConfig,
         residuals: &mut Vec<f32>,
     ) -> (f32, f32);
-}
-
-/// The learner `config` names, for the network `mlp`.
-pub(crate) fn learner(mlp: Mlp, config: &DqnConfig) -> Box<dyn Learner> {
-    match config.learner {
-        DqnLearner::Ndarray => Box::new(NdarrayLearner::new(mlp, config.batch_size)),
-        DqnLearner::Burn => Box::new(BurnLearner::new(mlp, config)),
-    }
 }

@@ -11,13 +11,15 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use contract_rl_core::agents::{AgentRng, Diagnostics, DiagnosticsSums, DqnConfig, argmax_by};
+use contract_rl_core::agents::{AgentRng, Diagnostics, DiagnosticsSums, DqnConfig, DqnLearner, argmax_by};
 use contract_rl_core::env::ActionMask;
 use ndarray::{Array2, ArrayView2, Axis};
 
+use crate::burn_learner::BurnLearner;
 use crate::burn_learner::QNetwork;
-use crate::learner::{Learner, learner};
+use crate::learner::Learner;
 use crate::mlp::Mlp;
+use crate::ndarray_learner::NdarrayLearner;
 use crate::replay::Batch;
 
 /// A value low enough that a masked action never wins a max, finite so that it vanishes when
@@ -48,6 +50,14 @@ pub(crate) fn masked_bootstrap<'a>(
 /// One row of inputs as a one-row matrix.
 pub(crate) fn as_row(inputs: &[f32]) -> ArrayView2<'_, f32> {
     ArrayView2::from_shape((1, inputs.len()), inputs).expect("one row")
+}
+
+/// The learner `config` names, for the network `mlp`.
+pub(crate) fn learner(mlp: Mlp, config: &DqnConfig) -> Box<dyn Learner> {
+    match config.learner {
+        DqnLearner::Ndarray => Box::new(NdarrayLearner::new(mlp, config.batch_size)),
+        DqnLearner::Burn => Box::new(BurnLearner::new(mlp, config)),
+    }
 }
 
 /// Adam's learning rate at `progress` (the share of training done): `learning_rate`, or its

@@ -1,6 +1,6 @@
 //! Comparing results folders: the final test scores of every run in one or more folders of the
 //! same env, snapshot and evaluation campaigns (or, for tuning, the last validation scores),
-//! into `comparison.md` and `comparison.parquet`.
+//! and the long table of `comparison.parquet` ([`crate::results`] writes the files).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,6 @@ use contract_rl_core::env::Split;
 use contract_rl_core::report::{AgentRuns, Comparison, Estimate};
 use polars::prelude::*;
 
-use crate::results::{ResultsError, write_text};
 use crate::table::{self, TableError};
 
 /// Why results folders cannot be compared.
@@ -219,22 +218,11 @@ fn final_scores(dir: &Path, score: &str, split: Split) -> Result<Vec<AgentRuns>,
     Ok(runs)
 }
 
-/// Writes `comparison.md` (titled `title`) and `comparison.parquet` into `out`.
-pub fn write_comparison(out: &Path, title: &str, comparison: &Comparison) -> Result<(), ResultsError> {
-    std::fs::create_dir_all(out).map_err(|source| ResultsError::Io {
-        path: out.to_owned(),
-        source,
-    })?;
-    write_text(&out.join("comparison.md"), &comparison.markdown(title))?;
-    table::write(&out.join("comparison.parquet"), &mut comparison_frame(comparison))?;
-    Ok(())
-}
-
 /// A row of `comparison.parquet`: statistic, agent, other agent, threshold, estimate, runs.
 type Row<'a> = (&'a str, &'a str, Option<&'a str>, Option<f64>, Estimate, i64);
 
 /// `comparison.parquet`, long: one row per (statistic, agent[, other agent or threshold]).
-fn comparison_frame(c: &Comparison) -> DataFrame {
+pub(crate) fn comparison_frame(c: &Comparison) -> DataFrame {
     let mut rows: Vec<Row> = Vec::new();
     for (i, a) in c.agents.iter().enumerate() {
         let runs = a.runs as i64;

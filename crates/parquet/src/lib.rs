@@ -10,8 +10,8 @@ pub mod shards;
 pub mod snapshot;
 pub mod table;
 
-pub use compare::{CompareError, compare, compare_on, write_comparison};
+pub use compare::{CompareError, compare, compare_on};
 pub use powerbi::{Bands, ExportError, export_powerbi};
-pub use results::{Build, LoadError, LoadedExperiment, ResultsError};
+pub use results::{Build, LoadError, LoadedExperiment, ResultsError, write_comparison};
 pub use shards::{ShardError, merge, write_shard};
 pub use snapshot::{Producer, Snapshot, SnapshotError, SnapshotManifest};

@@ -15,7 +15,7 @@ use contract_rl_core::experiment::{
     EvalPoint, Experiment, ExperimentConfig, ExperimentError, Results, Trace, acceptance_rate, labels, offer_mix,
 };
 use contract_rl_core::report::stats::mean;
-use contract_rl_core::report::{AgentSummary, Summary};
+use contract_rl_core::report::{AgentSummary, Comparison, Summary};
 use polars::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -150,7 +150,7 @@ impl LoadedExperiment {
             &(serde_json::to_string_pretty(&manifest).expect("manifest serialises") + "\n"),
         )?;
         let comparison = crate::compare(&[out.to_owned()]).map_err(|e| ResultsError::Compare(Box::new(e)))?;
-        crate::write_comparison(out, &self.experiment.config().name, &comparison)?;
+        write_comparison(out, &self.experiment.config().name, &comparison)?;
         Ok(summary)
     }
 
@@ -485,4 +485,18 @@ fn metrics_frame(results: &Results) -> DataFrame {
         "value" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
     )
     .expect("equal-length columns")
+}
+
+/// Writes `comparison.md` (titled `title`) and `comparison.parquet` into `out`.
+pub fn write_comparison(out: &Path, title: &str, comparison: &Comparison) -> Result<(), ResultsError> {
+    std::fs::create_dir_all(out).map_err(|source| ResultsError::Io {
+        path: out.to_owned(),
+        source,
+    })?;
+    write_text(&out.join("comparison.md"), &comparison.markdown(title))?;
+    table::write(
+        &out.join("comparison.parquet"),
+        &mut crate::compare::comparison_frame(comparison),
+    )?;
+    Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::features;
+use super::features::{self, Standardise};
 use crate::config::{ConfigError, load_toml};
 use crate::record::NATIONALITIES;
 
@@ -46,23 +46,6 @@ pub struct EnvConfig {
     pub state: StateBuckets,
     /// The catalogue: one action per contract, in this order.
     pub contracts: Vec<ContractConfig>,
-}
-
-/// Fixed standardisation constants (not fitted to the snapshot, so the response model means
-/// the same on every snapshot).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Standardise {
-    /// Mean age in years.
-    pub age_mean_years: f64,
-    /// Standard deviation of age in years; > 0.
-    pub age_std_years: f64,
-    /// Mean seniority in years.
-    pub seniority_mean_years: f64,
-    /// Standard deviation of seniority in years; > 0.
-    pub seniority_std_years: f64,
-    /// Scale of the timezone offset in hours; > 0.
-    pub tz_offset_scale_hours: f64,
 }
 
 /// Bucket edges of the discrete state used by tabular agents. Edges are strictly increasing;

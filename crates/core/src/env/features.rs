@@ -11,8 +11,25 @@
 
 use std::collections::BTreeMap;
 
-use super::config::Standardise;
 use crate::record::{NATIONALITIES, UserRecord};
+use serde::{Deserialize, Serialize};
+
+/// Fixed standardisation constants (not fitted to the snapshot, so the response model means
+/// the same on every snapshot).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Standardise {
+    /// Mean age in years.
+    pub age_mean_years: f64,
+    /// Standard deviation of age in years; > 0.
+    pub age_std_years: f64,
+    /// Mean seniority in years.
+    pub seniority_mean_years: f64,
+    /// Standard deviation of seniority in years; > 0.
+    pub seniority_std_years: f64,
+    /// Scale of the timezone offset in hours; > 0.
+    pub tz_offset_scale_hours: f64,
+}
 
 /// Names of the user features, in the order of [`user_features`], for an env's `regions`.
 pub fn names(regions: &BTreeMap<String, Vec<String>>) -> Vec<String> {

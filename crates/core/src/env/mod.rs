@@ -13,12 +13,11 @@ pub mod lifetime;
 mod vector;
 
 pub use checker::{Check, check_env};
-pub use config::{
-    ContractConfig, EnvConfig, MAX_CONTRACTS, MAX_DENSE, Response, Standardise, StateBuckets, region_of_nat,
-};
+pub use config::{ContractConfig, EnvConfig, MAX_CONTRACTS, MAX_DENSE, Response, StateBuckets, region_of_nat};
 pub use contract_choice::{
     ActionMask, ContractChoiceBatch, ContractChoiceEnv, EnvError, EnvModel, Observation, ResetInfo, Split, Step,
     StepInfo, split_of,
 };
+pub use features::Standardise;
 pub use kind::{Afterstate, Campaigns, Coupling, Env, EnvFile, EnvKind, Ledger, Spaces, bands};
 pub use vector::{Outputs, SyncVectorEnv, VectorEnv};

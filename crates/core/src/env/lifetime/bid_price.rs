@@ -18,12 +18,12 @@
 //! valued for what they tell), [`BidPriceV1`] (the previous release's) with a Beta–Bernoulli
 //! posterior mean plugged into the sigmoid.
 
+use super::Reference;
 use super::bayes::{BeliefPlan, Lookahead};
 use super::belief::{ThetaGrid, UserLikelihood};
 use super::env::{CustomerLifetimeEnv, UserState};
 use super::model::LifetimeModel;
 use super::plan::{Capacity, Prices, UserPlan, UserView, minimise_dual, minimise_dual_of};
-use super::references::Reference;
 
 /// Answers the Bayes bound looks through before revealing the latent.
 pub const BOUND_LOOKAHEAD: usize = 2;

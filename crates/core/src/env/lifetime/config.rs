@@ -8,10 +8,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::super::config::{
-    MAX_DENSE, Response, Standardise, increasing, validate_fractions, validate_regions, validate_response,
-    validate_standardise,
+    MAX_DENSE, Response, increasing, validate_fractions, validate_regions, validate_response, validate_standardise,
 };
-use super::super::features;
+use super::super::features::{self, Standardise};
 use crate::config::{ConfigError, load_toml};
 
 /// Most contracts the catalogue may hold: actions are "no offer" and one per contract, and the

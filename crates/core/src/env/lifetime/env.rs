@@ -423,10 +423,6 @@ impl CustomerLifetimeEnv {
     }
 }
 
-/// Entries at the end of the dense observation that describe the cohort's shared resources
-/// (handsets in stock, budget left) rather than the user: per-user learners leave them out.
-pub const SHARED_DENSE: usize = 2;
-
 /// Names of the dense observation's entries: the user's own first, the shared resources last.
 pub fn dense_names(model: &LifetimeModel) -> Vec<String> {
     let config = model.config();

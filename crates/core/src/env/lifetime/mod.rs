@@ -88,13 +88,22 @@ pub use config::{
     Churn, Fatigue, Latent, LifetimeBuckets, LifetimeConfig, LifetimeContract, MAX_FATIGUE_WINDOW,
     MAX_LIFETIME_CONTRACTS, MAX_MONTHS, Stock, feature_names,
 };
-pub use env::{CustomerLifetimeEnv, Response, SHARED_DENSE, UserState, dense_names};
-pub use model::{LifetimeModel, sigmoid};
+pub use env::{CustomerLifetimeEnv, Response, UserState, dense_names};
+pub use model::{LifetimeModel, SHARED_DENSE, sigmoid};
 pub use plan::{Capacity, Prices, UserPlan, UserValue, UserView, dual, dual_of, minimise_dual, minimise_dual_of};
 pub use references::{
-    CampaignReferences, CheapestOffer, Myopic, POLICIES, RefEvent, Reference, Replay, evaluate_references,
+    CampaignReferences, CheapestOffer, Myopic, POLICIES, RefEvent, Replay, evaluate_references,
     evaluate_references_observed, play, play_references, play_with, policies,
 };
+
+/// A reference policy: it may read the whole env, latents included (what it uses is its
+/// documented knowledge).
+pub trait Reference {
+    /// Called after each reset.
+    fn begin(&mut self, env: &CustomerLifetimeEnv);
+    /// The action for the env's current decision.
+    fn act(&mut self, env: &CustomerLifetimeEnv) -> usize;
+}
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,10 @@ use super::super::features::{self, bucket};
 use super::config::{LifetimeConfig, feature_names};
 use crate::record::UserRecord;
 
+/// Entries at the end of the dense observation that describe the cohort's shared resources
+/// (handsets in stock, budget left) rather than the user: per-user learners leave them out.
+pub const SHARED_DENSE: usize = 2;
+
 /// The logistic function.
 #[inline]
 pub fn sigmoid(x: f64) -> f64 {
@@ -121,9 +125,9 @@ impl LifetimeModel {
     }
 
     /// Length of the dense observation's part about the user alone: all of it but the shared
-    /// resources at its end ([`super::SHARED_DENSE`]).
+    /// resources at its end ([`SHARED_DENSE`]).
     pub fn user_dense_len(&self) -> usize {
-        self.dense_len - super::env::SHARED_DENSE
+        self.dense_len - SHARED_DENSE
     }
 
     /// Rows of the users of `split`, in snapshot order.

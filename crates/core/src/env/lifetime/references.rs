@@ -16,19 +16,11 @@
 
 use std::sync::Arc;
 
+use super::Reference;
 use super::bid_price::{BidPrice, BidPriceV1, Pricing, bayes_bound, upper_bound};
 use super::env::CustomerLifetimeEnv;
 use super::model::LifetimeModel;
 use crate::env::{Campaigns, Split};
-
-/// A reference policy: it may read the whole env, latents included (what it uses is its
-/// documented knowledge).
-pub trait Reference {
-    /// Called after each reset.
-    fn begin(&mut self, env: &CustomerLifetimeEnv);
-    /// The action for the env's current decision.
-    fn act(&mut self, env: &CustomerLifetimeEnv) -> usize;
-}
 
 /// Best immediate expected value: P(accept) × the margins the offer adds over the rest of the
 /// campaign (no churn) − its cost, with the true latent; "no offer" when nothing is positive.
