@@ -99,21 +99,33 @@ impl AfterstateFunction {
     /// r̂(user, a) + W(post(s, a)) of every row and action, with W from `value`, and W = 0
     /// past the campaign's last step (the DP's V_T = 0, not left to the network).
     fn q(&self, dense: &[f32], value: &Mlp, posts: &mut Vec<f32>) -> Array2<f32> {
+        let rewards = self.rewards_and_posts(dense, posts);
+        self.plus_values(rewards, value, posts)
+    }
+
+    /// r̂(user, ·) of every row of `dense`, with every action's post-decision state written
+    /// into `posts`.
+    fn rewards_and_posts(&self, dense: &[f32], posts: &mut Vec<f32>) -> Array2<f32> {
         let (u, c) = (self.afterstate.user_dense_len, self.campaign_len());
         let rows = dense.len() / (u + c);
-        let users: Vec<f32> = dense.chunks_exact(u + c).flat_map(|r| r[..u].to_vec()).collect();
-        let mut q = self
-            .reward
-            .mlp()
-            .forward(ArrayView2::from_shape((rows, u), &users).expect("user rows"));
+        let users: Vec<f32> = dense.chunks_exact(u + c).flat_map(|r| r[..u].iter().copied()).collect();
         self.all_posts(dense, posts);
-        let w = value.forward(ArrayView2::from_shape((rows * self.n_actions, c), posts).expect("post rows"));
-        for ((i, q), post) in q.iter_mut().enumerate().zip(posts.chunks_exact(c)) {
+        self.reward
+            .mlp()
+            .forward(ArrayView2::from_shape((rows, u), &users).expect("user rows"))
+    }
+
+    /// `rewards` plus W (from `value`) of the post-decision states `posts` (from
+    /// [`Self::rewards_and_posts`]), 0 past the campaign's last step.
+    fn plus_values(&self, mut rewards: Array2<f32>, value: &Mlp, posts: &[f32]) -> Array2<f32> {
+        let c = self.campaign_len();
+        let w = value.forward(ArrayView2::from_shape((posts.len() / c, c), posts).expect("post rows"));
+        for ((i, q), post) in rewards.iter_mut().enumerate().zip(posts.chunks_exact(c)) {
             if !self.afterstate.ends(post) {
                 *q += w[[i, 0]];
             }
         }
-        q
+        rewards
     }
 }
 
@@ -170,11 +182,13 @@ impl ValueFunction for AfterstateFunction {
             .reward
             .train(&self.users, &self.targets, rate, c, &mut self.residuals);
         // W's targets: the best next decision's r̂ + W_target.
+        // One r̂ pass and one set of post-decision states serve the target and the chooser.
         let mut next_posts = std::mem::take(&mut self.next_posts);
-        let target_q = self.q(&batch.next_obs, &self.target, &mut next_posts);
+        let rewards = self.rewards_and_posts(&batch.next_obs, &mut next_posts);
         let chooser = c
             .double_dqn
-            .then(|| self.q(&batch.next_obs, self.value.mlp(), &mut next_posts));
+            .then(|| self.plus_values(rewards.clone(), self.value.mlp(), &next_posts));
+        let target_q = self.plus_values(rewards, &self.target, &next_posts);
         self.next_posts = next_posts;
         self.targets.clear();
         for (i, target) in target_q.rows().into_iter().enumerate() {
